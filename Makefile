@@ -1,0 +1,33 @@
+# The collector's commands. `make help` lists them.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+FLASK := $(BIN)/flask --app wsgi
+
+.DEFAULT_GOAL := help
+.PHONY: help run migrate test bench clean
+
+help: ## list the targets
+	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+# The venv is rebuilt whenever requirements.txt changes.
+$(BIN)/.installed: requirements.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+run: $(BIN)/.installed ## start the collector with gunicorn on HOST:PORT (127.0.0.1:8000)
+	mkdir -p data
+	$(FLASK) migrate
+	exec $(BIN)/gunicorn -c gunicorn.conf.py
+
+migrate: $(BIN)/.installed ## create or upgrade the database schema
+	$(FLASK) migrate
+
+test: $(BIN)/.installed ## run the whole test suite
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean: ## remove the venv and caches (keeps data/)
+	rm -rf $(VENV) .pytest_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,35 @@
+"""collector: an HTTP log collector on Flask, marshmallow, peewee and SQLite."""
+
+from flask import Flask
+
+from config import Config
+
+from . import db
+from .api import health, ingest, logs
+from .cli import migrate_command
+from .errors import register_error_handlers
+from .jsonprovider import OrjsonProvider
+from .schemas import record_schema
+
+
+def create_app(overrides=None):
+    """Build the collector app from the environment's settings and ``overrides``."""
+    app = Flask(__name__)
+    app.config.from_mapping(Config().as_dict())
+    if overrides:
+        app.config.update(overrides)
+    # werkzeug answers 413 for bodies over this before any view reads them.
+    app.config["MAX_CONTENT_LENGTH"] = app.config["MAX_BODY_BYTES"]
+    app.json = OrjsonProvider(app)
+
+    db.init_app(app)
+    app.extensions["record_schema"] = record_schema(app.config)
+    register_error_handlers(app)
+
+    # Blueprints, one per concern
+    app.register_blueprint(health.bp)  # /healthz, /readyz
+    app.register_blueprint(ingest.bp)  # POST /ingest
+    app.register_blueprint(logs.bp)  # GET /logs/<id>
+
+    app.cli.add_command(migrate_command)
+    return app

@@ -1,0 +1,21 @@
+"""Flask's JSON through orjson: several times faster than the stdlib on large batches."""
+
+import orjson
+from flask.json.provider import JSONProvider
+
+# Validation errors are keyed by record index, an int.
+_OPTIONS = orjson.OPT_NON_STR_KEYS
+
+
+class OrjsonProvider(JSONProvider):
+    """Serialize responses and parse JSON request bodies with orjson."""
+
+    def dumps(self, obj, **kwargs):
+        return orjson.dumps(obj, option=_OPTIONS).decode()
+
+    def loads(self, s, **kwargs):
+        return orjson.loads(s)
+
+    def response(self, *args, **kwargs):
+        obj = self._prepare_response_obj(args, kwargs)
+        return self._app.response_class(orjson.dumps(obj, option=_OPTIONS), mimetype="application/json")

@@ -1,0 +1,72 @@
+"""Schema migrations: ordered, each applied once, recorded in ``schema_version``.
+
+Each migration is plain DDL frozen at the time it was written, so a database
+created by any release can be brought up to date by a later one.
+"""
+
+import time
+
+import peewee as pw
+
+from .db import database
+
+MIGRATIONS = [
+    (
+        1,
+        "log records with indexes for time, service and severity",
+        [
+            """CREATE TABLE IF NOT EXISTS log_record (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                received_at INTEGER NOT NULL,
+                timestamp INTEGER NOT NULL,
+                service TEXT NOT NULL,
+                severity TEXT NOT NULL,
+                severity_rank INTEGER NOT NULL,
+                message TEXT NOT NULL,
+                host TEXT,
+                trace_id TEXT,
+                span_id TEXT,
+                attributes TEXT
+            )""",
+            "CREATE INDEX IF NOT EXISTS log_record_timestamp ON log_record (timestamp)",
+            "CREATE INDEX IF NOT EXISTS log_record_service_timestamp"
+            " ON log_record (service, timestamp)",
+            "CREATE INDEX IF NOT EXISTS log_record_severity_rank_timestamp"
+            " ON log_record (severity_rank, timestamp)",
+        ],
+    ),
+]
+
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def current_version():
+    """The newest migration applied to the database, 0 for an empty one."""
+    try:
+        row = database.execute_sql("SELECT MAX(version) FROM schema_version").fetchone()
+    except pw.OperationalError:  # no schema_version table yet
+        return 0
+    return row[0] or 0
+
+
+def migrate():
+    """Apply every pending migration; return the versions applied (none when up to date)."""
+    database.execute_sql(
+        "CREATE TABLE IF NOT EXISTS schema_version"
+        " (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)"
+    )
+    applied = []
+    for version, _description, statements in MIGRATIONS:
+        # One transaction each, re-checked under the write lock so two
+        # concurrent runs cannot apply the same migration twice.
+        with database.atomic("IMMEDIATE"):
+            if current_version() >= version:
+                continue
+            for statement in statements:
+                database.execute_sql(statement)
+            database.execute_sql(
+                "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
+                (version, time.time_ns() // 1000),
+            )
+        applied.append(version)
+    return applied

@@ -1,0 +1,22 @@
+"""Times as the collector stores them: integer microseconds since the epoch, UTC."""
+
+import datetime as dt
+import time
+
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+ONE_MICROSECOND = dt.timedelta(microseconds=1)
+
+
+def now_micros():
+    """The server clock, in microseconds since the epoch."""
+    return time.time_ns() // 1000
+
+
+def to_micros(moment):
+    """An aware datetime as microseconds since the epoch."""
+    return (moment - EPOCH) // ONE_MICROSECOND
+
+
+def format_micros(micros):
+    """Microseconds since the epoch as RFC 3339 in UTC, e.g. 2026-11-30T01:41:17.123456Z."""
+    return (EPOCH + dt.timedelta(microseconds=micros)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -1,0 +1,103 @@
+"""Settings of the collector, read from environment variables.
+
+This module is the only place that reads ``os.environ``. Every setting has a
+documented default (the README's table lists them); an invalid value stops
+start-up with a message naming the setting.
+"""
+
+import os
+
+
+class ConfigError(ValueError):
+    """A setting has a value the collector cannot run with."""
+
+
+def _integer(environ, name, default, minimum=None, maximum=None):
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip().replace("_", ""))
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if minimum is not None and value < minimum:
+        raise ConfigError(f"{name}={value} is below the minimum of {minimum}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name}={value} is above the maximum of {maximum}")
+    return value
+
+
+def _number(environ, name, default, minimum=0.0):
+    raw = environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not value >= minimum:  # also catches nan
+        raise ConfigError(f"{name}={raw} must be at least {minimum}")
+    return value
+
+
+def _choice(environ, name, default, choices):
+    value = environ.get(name, default).strip().upper()
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} must be one of {', '.join(choices)}")
+    return value
+
+
+class Config:
+    """The collector's settings, taken from ``environ`` (``os.environ`` by default)."""
+
+    def __init__(self, environ=None):
+        env = os.environ if environ is None else environ
+
+        # Storage
+        self.DATABASE_URL = env.get("DATABASE_URL", "sqlite:///data/collector.db")
+        if not self.DATABASE_URL.startswith("sqlite:///"):
+            raise ConfigError(
+                f"DATABASE_URL={self.DATABASE_URL!r}: only sqlite:///<path> is supported"
+            )
+        # NORMAL: a commit survives a process crash; FULL: it also survives power loss.
+        self.SQLITE_SYNCHRONOUS = _choice(env, "SQLITE_SYNCHRONOUS", "NORMAL", ("NORMAL", "FULL"))
+        # How long a write waits for SQLite's write lock before answering 503.
+        self.WRITE_LOCK_TIMEOUT = _number(env, "WRITE_LOCK_TIMEOUT", 5.0, minimum=0.01)
+
+        # Limits of a request and of a record
+        self.MAX_BODY_BYTES = _integer(env, "MAX_BODY_BYTES", 5 * 1024 * 1024, minimum=1024)
+        self.MAX_BATCH_RECORDS = _integer(env, "MAX_BATCH_RECORDS", 10_000, minimum=1)
+        self.MAX_MESSAGE_BYTES = _integer(env, "MAX_MESSAGE_BYTES", 64 * 1024, minimum=1)
+        self.MAX_ATTRIBUTES_KEYS = _integer(env, "MAX_ATTRIBUTES_KEYS", 64, minimum=0)
+        self.MAX_ATTRIBUTES_DEPTH = _integer(env, "MAX_ATTRIBUTES_DEPTH", 5, minimum=1, maximum=100)
+        self.MAX_ATTRIBUTES_BYTES = _integer(env, "MAX_ATTRIBUTES_BYTES", 16 * 1024, minimum=2)
+        # Records stamped further than this in the future are rejected.
+        self.MAX_FUTURE_SKEW = _integer(env, "MAX_FUTURE_SKEW", 3600, minimum=0)
+
+        # Readiness
+        self.READY_MIN_FREE_MB = _integer(env, "READY_MIN_FREE_MB", 100, minimum=0)
+
+    @property
+    def database_path(self):
+        """The SQLite file named by DATABASE_URL."""
+        return self.DATABASE_URL.removeprefix("sqlite:///")
+
+    def as_dict(self):
+        """The settings as a mapping, for ``app.config.from_mapping``."""
+        return {name: value for name, value in vars(self).items() if name.isupper()}
+
+
+class ServerConfig:
+    """gunicorn's settings, read by gunicorn.conf.py from the same environment."""
+
+    def __init__(self, environ=None):
+        env = os.environ if environ is None else environ
+        self.HOST = env.get("HOST", "127.0.0.1")
+        self.PORT = _integer(env, "PORT", 8000, minimum=0, maximum=65535)
+        self.WORKERS = _integer(env, "WORKERS", max(2, os.cpu_count() or 1), minimum=1)
+        self.THREADS = _integer(env, "THREADS", 4, minimum=1)
+        self.TIMEOUT = _integer(env, "WORKER_TIMEOUT", 30, minimum=1)
+        self.LOG_LEVEL = env.get("LOG_LEVEL", "info").lower()
+        if self.LOG_LEVEL not in ("debug", "info", "warning", "error", "critical"):
+            raise ConfigError(f"LOG_LEVEL={self.LOG_LEVEL!r} is not a log level")
+        self.ACCESS_LOG = env.get("ACCESS_LOG", "1") not in ("0", "false", "no", "off")
