@@ -14,6 +14,7 @@ _spec = importlib.util.spec_from_file_location(
 _settings = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_settings)
 _server = _settings.ServerConfig()
+_settings.Config()  # an invalid app setting stops the master before any worker starts
 
 wsgi_app = "wsgi:app"
 

@@ -11,7 +11,8 @@ from .errors import StorageBusy
 
 # Initialised by ``init_app`` from the configured URL; no connection is opened
 # before a request needs one, so nothing crosses gunicorn's fork.
-database = PooledSqliteDatabase(None)
+# The pool holds at most one connection per gunicorn thread, so it needs no cap.
+database = PooledSqliteDatabase(None, max_connections=None)
 
 
 def pragmas(config):
@@ -20,9 +21,11 @@ def pragmas(config):
         "journal_mode": "wal",
         "synchronous": config["SQLITE_SYNCHRONOUS"],
         "foreign_keys": 1,
-        # WAL mode makes this a cheap size check per page; 64 MiB of page cache.
+        # 64 MiB of page cache per connection.
         "cache_size": -64 * 1024,
         "temp_store": "memory",
+        # How long BEGIN IMMEDIATE waits for the write lock, in milliseconds.
+        "busy_timeout": round(config["WRITE_LOCK_TIMEOUT"] * 1000),
     }
 
 
@@ -31,15 +34,10 @@ def configure(config):
     path = config["DATABASE_URL"].removeprefix("sqlite:///")
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    database.init(
-        path,
-        pragmas=pragmas(config),
-        # sqlite3's busy handler: how long BEGIN IMMEDIATE waits for the write lock.
-        timeout=config["WRITE_LOCK_TIMEOUT"],
-        check_same_thread=False,
-        max_connections=None,
-        stale_timeout=None,
-    )
+    if not database.deferred:  # configured before (tests build many apps)
+        database.close_all()
+    # Pooled connections move between a worker's threads.
+    database.init(path, pragmas=pragmas(config), check_same_thread=False)
     return database
 
 

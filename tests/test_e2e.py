@@ -1,0 +1,153 @@
+"""End to end: real gunicorn workers, concurrent clients, every acknowledged record stored once."""
+
+import http.client
+import multiprocessing
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def server(tmp_path):
+    """gunicorn started as `make run` starts it, on a free loopback port and a fresh database."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/collector.db",
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "WORKERS": "2",
+        "ACCESS_LOG": "0",
+    }
+    subprocess.run([BIN / "flask", "--app", "wsgi", "migrate"], cwd=ROOT, env=env, check=True,
+                   capture_output=True)
+    log = open(tmp_path / "gunicorn.log", "w")
+    process = subprocess.Popen([BIN / "gunicorn", "-c", "gunicorn.conf.py"], cwd=ROOT, env=env,
+                               stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if request(port, "GET", "/readyz")[0] == 200:
+                break
+        except OSError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"gunicorn did not start: {(tmp_path / 'gunicorn.log').read_text()}")
+        time.sleep(0.1)
+    yield port, tmp_path / "collector.db"
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=30)
+    log.close()
+
+
+def request(port, method, path, body=None, headers=None, connection=None):
+    conn = connection or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    conn.request(method, path, body=body, headers=headers or {})
+    response = conn.getresponse()
+    data = response.read()
+    if connection is None:
+        conn.close()
+    return response.status, data
+
+
+def post_batches(port, client, batches, results):
+    """One client process: post ``batches`` batches and report the markers acknowledged."""
+    rng = random.Random(client)
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    acknowledged, statuses = [], []
+    for batch in range(batches):
+        markers = [f"{client}-{batch}-{i}" for i in range(rng.choice((1, 5, 50, 400)))]
+        records = [
+            {"service": f"svc-{client}", "severity": rng.choice(("INFO", "warn", "Error")),
+             "message": f"event {marker}", "attributes": {"marker": marker}}
+            for marker in markers
+        ]
+        ndjson = rng.random() < 0.5
+        body = (b"\n".join(map(orjson.dumps, records)) if ndjson else orjson.dumps(records))
+        status, data = request(
+            port, "POST", "/ingest", body,
+            {"Content-Type": "application/x-ndjson" if ndjson else "application/json",
+             "Prefer": "return=minimal"},
+            connection,
+        )
+        statuses.append(status)
+        if 200 <= status < 300:
+            assert orjson.loads(data)["accepted"] == len(markers)
+            acknowledged.extend(markers)
+    connection.close()
+    results.put((acknowledged, statuses))
+
+
+def test_concurrent_clients_every_acknowledged_record_stored_exactly_once(server):
+    port, db_path = server
+    clients, batches = 4, 40
+    results = multiprocessing.Queue()
+    processes = [
+        multiprocessing.Process(target=post_batches, args=(port, c, batches, results))
+        for c in range(clients)
+    ]
+    for process in processes:
+        process.start()
+    outcomes = [results.get(timeout=120) for _ in processes]
+    for process in processes:
+        process.join(timeout=30)
+        assert process.exitcode == 0
+
+    acknowledged = [marker for markers, _ in outcomes for marker in markers]
+    statuses = [status for _, batch_statuses in outcomes for status in batch_statuses]
+    assert len(statuses) == clients * batches
+    assert not [s for s in statuses if s >= 500], "no answer may be a 5xx"
+    assert all(s == 201 for s in statuses)
+
+    with sqlite3.connect(db_path) as db:
+        stored = [row[0] for row in db.execute(
+            "SELECT json_extract(attributes, '$.marker') FROM log_record")]
+        ids = [row[0] for row in db.execute("SELECT id FROM log_record ORDER BY id")]
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert len(stored) == len(set(stored)), "a record was stored twice"
+    assert sorted(stored) == sorted(acknowledged)
+    assert ids == list(range(1, len(ids) + 1))
+
+
+def test_errors_from_real_gunicorn_are_json(server):
+    port, _ = server
+    for method, path, body, headers, status in [
+        ("GET", "/nowhere", None, {}, 404),
+        ("DELETE", "/ingest", None, {}, 405),
+        ("POST", "/ingest", b"{not json", {"Content-Type": "application/json"}, 400),
+        ("POST", "/ingest", b"[]", {"Content-Type": "text/csv"}, 415),
+    ]:
+        got, data = request(port, method, path, body, headers)
+        assert got == status, (path, data[:200])
+        assert orjson.loads(data)["error"]
+
+
+def test_oversized_body_is_refused_before_it_is_read(server):
+    port, _ = server
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 6291456\r\n\r\n[")
+        head, _, body = sock.recv(65536).partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413")
+    assert orjson.loads(body)["error"] == "payload_too_large"

@@ -1,0 +1,53 @@
+"""Liveness and readiness probes."""
+
+import os
+
+from collector import create_app
+
+
+def test_healthz_answers_without_a_database(tmp_path):
+    # A database path that cannot even be opened: liveness must not care.
+    app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path}/missing.db"})
+    client = app.test_client()
+    for method in (client.get, client.head):
+        response = method("/healthz")
+        assert response.status_code == 200
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    assert not (tmp_path / "missing.db").exists()
+
+
+def test_readyz_when_everything_is_fine(client):
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json() == {
+        "status": "ok",
+        "checks": {"database": "ok", "writable": "ok", "disk": "ok"},
+    }
+    assert client.head("/readyz").status_code == 200
+
+
+def test_readyz_fails_before_migration(tmp_path):
+    app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{tmp_path}/new.db"})
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "fail"
+    assert "make migrate" in body["checks"]["database"]
+
+
+def test_readyz_fails_below_the_disk_floor(make_app):
+    response = make_app(READY_MIN_FREE_MB=10**9).test_client().get("/readyz")
+    assert response.status_code == 503
+    checks = response.get_json()["checks"]
+    assert "below the floor" in checks["disk"]
+    assert checks["database"] == "ok"
+
+
+def test_readyz_names_an_unwritable_database(client, monkeypatch, db_path):
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda path, mode: False if str(path) == str(db_path) else real_access(path, mode)
+    )
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["checks"]["writable"] == f"{db_path} is not writable"

@@ -1,0 +1,345 @@
+"""POST /ingest: formats, encodings, atomic and partial batches, and every error answer."""
+
+import gzip
+import logging
+import sqlite3
+import zlib
+
+import orjson
+import pytest
+
+from collector.models import LogRecord
+from helpers import record
+
+
+def post(client, body, content_type="application/json", path="/ingest", **headers):
+    if not isinstance(body, bytes):
+        body = orjson.dumps(body)
+    return client.post(path, data=body, headers={"Content-Type": content_type, **headers})
+
+
+def assert_error(response, status, code):
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert body["error"] == code
+    assert body["message"]
+    return body
+
+
+# Accepted batches
+
+
+def test_batch_is_stored_and_echoed_normalized(client):
+    response = post(
+        client,
+        [
+            record(severity="warning", timestamp="2025-06-01T12:00:00+02:00", host="web-1"),
+            record(message="second", attributes={"order": {"id": 7}}),
+        ],
+    )
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body["accepted"] == 2
+    first, second = body["items"]
+    assert (body["first_id"], body["last_id"]) == (first["id"], second["id"])
+    assert second["id"] == first["id"] + 1
+    assert first["severity"] == "WARN"
+    assert first["timestamp"] == "2025-06-01T10:00:00.000000Z"
+    assert first["host"] == "web-1"
+    assert first["attributes"] == {}
+    assert second["attributes"] == {"order": {"id": 7}}
+    # No timestamp given: it is the time the server received the batch.
+    assert second["timestamp"] == second["received_at"] == first["received_at"]
+    assert first["received_at"].endswith("Z")
+
+
+def test_stored_record_reads_back_as_echoed(client):
+    created = post(client, [record(trace_id="ab" * 16, span_id="cd" * 8)]).get_json()["items"][0]
+    assert client.get(f"/logs/{created['id']}").get_json() == created
+
+
+def test_single_object_is_a_batch_of_one(client, stored_count):
+    response = post(client, record())
+    assert response.status_code == 201
+    assert response.get_json()["accepted"] == 1
+    assert stored_count() == 1
+
+
+def test_ids_increase_across_batches(client):
+    first = post(client, [record()] * 3).get_json()
+    second = post(client, [record()] * 2).get_json()
+    assert second["first_id"] == first["last_id"] + 1
+
+
+def test_prefer_return_minimal_answers_counts_and_ids_only(client, stored_count):
+    response = post(client, [record()] * 5, Prefer="return=minimal")
+    assert response.status_code == 201
+    assert response.headers["Preference-Applied"] == "return=minimal"
+    body = response.get_json()
+    assert body == {"accepted": 5, "first_id": body["first_id"], "last_id": body["first_id"] + 4}
+    assert stored_count() == 5
+
+
+def test_content_type_parameters_are_accepted(client):
+    response = post(client, [record()], content_type="application/json; charset=utf-8")
+    assert response.status_code == 201
+
+
+# All or nothing
+
+
+def test_one_bad_record_at_the_end_of_1000_stores_nothing(client, stored_count):
+    batch = [record(message=f"event {i}") for i in range(999)] + [record(severity="LOUD")]
+    body = assert_error(post(client, batch), 422, "validation_failed")
+    assert list(body["errors"]) == ["999"]
+    assert "severity" in body["errors"]["999"]
+    assert stored_count() == 0
+
+
+def test_error_body_names_every_bad_record_and_field(client, stored_count):
+    batch = [record(), record(service="", span_id="x"), "text", record(colour="red")]
+    body = assert_error(post(client, batch), 422, "validation_failed")
+    assert body["errors"] == {
+        "1": {
+            "service": ["Length must be between 1 and 128 characters."],
+            "span_id": ["Must be 16 hexadecimal digits."],
+        },
+        "2": {"_schema": ["A log record must be a JSON object."]},
+        "3": {"colour": ["Unknown field."]},
+    }
+    assert "3 of 4" in body["message"]
+    assert stored_count() == 0
+
+
+# Partial mode
+
+
+def test_partial_mode_stores_the_valid_records_and_lists_the_rejected(client, stored_count):
+    batch = [record(message="a"), record(severity="LOUD"), record(message="c"), 42]
+    response = post(client, batch, path="/ingest?mode=partial")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert (body["accepted"], body["rejected"]) == (2, 2)
+    assert set(body["errors"]) == {"1", "3"}
+    assert [item["message"] for item in body["items"]] == ["a", "c"]
+    assert stored_count() == 2
+
+
+def test_partial_mode_with_minimal_return(client):
+    response = post(
+        client, [record(), record(message="")], path="/ingest?mode=partial", Prefer="return=minimal"
+    )
+    body = response.get_json()
+    assert response.status_code == 200
+    assert "items" not in body
+    assert (body["accepted"], body["rejected"], body["last_id"]) == (1, 1, body["first_id"])
+
+
+def test_partial_mode_with_nothing_valid_stores_nothing(client, stored_count):
+    body = post(client, [record(message="")], path="/ingest?mode=partial").get_json()
+    assert (body["accepted"], body["rejected"], body["first_id"]) == (0, 1, None)
+    assert stored_count() == 0
+
+
+def test_explicit_atomic_mode(client):
+    assert post(client, [record()], path="/ingest?mode=atomic").status_code == 201
+
+
+@pytest.mark.parametrize(
+    "path, code",
+    [("/ingest?mode=best-effort", "invalid_parameter"), ("/ingest?batch=1", "unknown_parameter")],
+)
+def test_bad_query_parameter(client, stored_count, path, code):
+    body = assert_error(post(client, [record()], path=path), 400, code)
+    assert body["parameter"] in path
+    assert stored_count() == 0
+
+
+# NDJSON
+
+
+def ndjson(*records):
+    return b"\n".join(orjson.dumps(r) for r in records) + b"\n"
+
+
+@pytest.mark.parametrize(
+    "content_type", ["application/x-ndjson", "application/ndjson", "application/jsonl"]
+)
+def test_ndjson_batch(client, stored_count, content_type):
+    body = ndjson(record(message="one"), record(message="two"))
+    response = post(client, body.replace(b"\n", b"\n\n", 1), content_type=content_type)
+    assert response.status_code == 201
+    assert [item["message"] for item in response.get_json()["items"]] == ["one", "two"]
+    assert stored_count() == 2
+
+
+def test_ndjson_malformed_line_is_named(client, stored_count):
+    body = ndjson(record()) + b'{"service": "x",\n' + ndjson(record())
+    error = assert_error(post(client, body, "application/x-ndjson"), 400, "malformed_json")
+    assert error["line"] == 2
+    assert "line 2" in error["message"]
+    assert stored_count() == 0
+
+
+def test_ndjson_errors_are_indexed_by_record(client):
+    body = ndjson(record(), record(severity="nope"))
+    error = assert_error(post(client, body, "application/x-ndjson"), 422, "validation_failed")
+    assert list(error["errors"]) == ["1"]
+
+
+# Content-Encoding
+
+
+def raw_deflate(data):
+    compressor = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush()
+
+
+@pytest.mark.parametrize(
+    "encoding, compress",
+    [
+        ("gzip", gzip.compress),
+        ("x-gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("deflate", raw_deflate),
+        ("identity", lambda data: data),
+    ],
+)
+def test_compressed_bodies(client, stored_count, encoding, compress):
+    body = compress(orjson.dumps([record(), record()]))
+    response = post(client, body, **{"Content-Encoding": encoding})
+    assert response.status_code == 201
+    assert stored_count() == 2
+
+
+def test_gzip_ndjson_with_several_members(client, stored_count):
+    body = gzip.compress(ndjson(record())) + gzip.compress(ndjson(record(), record()))
+    response = post(client, body, "application/x-ndjson", **{"Content-Encoding": "gzip"})
+    assert response.status_code == 201
+    assert stored_count() == 3
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"definitely not gzip", gzip.compress(orjson.dumps([record()]))[:-12]],
+    ids=["garbage", "truncated"],
+)
+def test_bad_gzip(client, stored_count, body):
+    assert_error(post(client, body, **{"Content-Encoding": "gzip"}), 400, "bad_encoding")
+    assert stored_count() == 0
+
+
+def test_gzip_bomb_is_refused_without_inflating_it(make_app, stored_count):
+    client = make_app(MAX_BODY_BYTES=64 * 1024).test_client()
+    bomb = gzip.compress(b"[" + b" " * (50 * 1024 * 1024) + b"]")
+    assert len(bomb) < 64 * 1024
+    body = assert_error(post(client, bomb, **{"Content-Encoding": "gzip"}), 413, "payload_too_large")
+    assert "decompressed" in body["message"]
+    assert stored_count() == 0
+
+
+def test_unsupported_encoding(client):
+    assert_error(post(client, b"[]", **{"Content-Encoding": "br"}), 415, "unsupported_encoding")
+
+
+# Requests refused before validation
+
+
+@pytest.mark.parametrize(
+    "body, code, detail",
+    [
+        (b'[{"service": "a",]', "malformed_json", "line 1 column"),
+        (b"", "malformed_json", "line 1"),
+        (b"\xff\xfe[]", "malformed_json", "UTF-8"),
+        (b'[{"message": "\\ud800"}]', "malformed_json", "surrogate"),
+        (b"[NaN]", "malformed_json", ""),
+        (b"[" * 5000 + b"]" * 5000, "malformed_json", ""),
+        (b'"a string"', "invalid_shape", "a string"),
+        (b"42", "invalid_shape", "a number"),
+        (b"null", "invalid_shape", "null"),
+        (b"[]", "empty_batch", ""),
+        (b"{}", "validation_failed", ""),
+    ],
+)
+def test_unreadable_bodies(client, stored_count, body, code, detail):
+    status = 422 if code == "validation_failed" else 400
+    error = assert_error(post(client, body), status, code)
+    assert detail in error["message"]
+    assert stored_count() == 0
+
+
+def test_empty_ndjson_body_is_an_empty_batch(client):
+    assert_error(post(client, b"\n\n", "application/x-ndjson"), 400, "empty_batch")
+
+
+def test_malformed_json_reports_where_it_broke(client):
+    error = assert_error(post(client, b'[\n{"service": "a",,}]'), 400, "malformed_json")
+    assert (error["line"], error["column"]) == (2, 17)
+
+
+def test_body_over_the_limit(make_app, stored_count):
+    client = make_app(MAX_BODY_BYTES=2048).test_client()
+    batch = [record(message="x" * 100) for _ in range(30)]
+    assert_error(post(client, batch), 413, "payload_too_large")
+    assert stored_count() == 0
+
+
+def test_more_records_than_the_limit(make_app, stored_count):
+    client = make_app(MAX_BATCH_RECORDS=10).test_client()
+    error = assert_error(post(client, [record()] * 11), 413, "too_many_records")
+    assert "10" in error["message"]
+    assert stored_count() == 0
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/xml", None])
+def test_unsupported_content_type(client, content_type):
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = client.post("/ingest", data=orjson.dumps([record()]), headers=headers)
+    assert_error(response, 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize("method", ["get", "put", "delete", "patch"])
+def test_wrong_method(client, method):
+    response = getattr(client, method)("/ingest")
+    assert_error(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["Allow"]
+
+
+def test_unknown_path(client):
+    assert_error(client.post("/ingest/v2"), 404, "not_found")
+
+
+# Faults of the server
+
+
+def test_busy_write_lock_answers_503_with_retry_after(make_app, db_path, stored_count):
+    client = make_app(WRITE_LOCK_TIMEOUT=0.05).test_client()
+    holder = sqlite3.connect(db_path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        response = post(client, [record()])
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert_error(response, 503, "storage_busy")
+    assert response.headers["Retry-After"] == "1"
+    assert post(client, [record()]).status_code == 201
+    assert stored_count() == 1
+
+
+def test_server_fault_is_a_logged_json_500(client, stored_count, monkeypatch, caplog):
+    def broken(connection, rows):
+        connection.executemany(
+            "INSERT INTO log_record (received_at, timestamp, service, severity, severity_rank,"
+            " message) VALUES (0, 0, 's', 'INFO', 30, 'half')",
+            [()],
+        )
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(LogRecord, "insert_rows", broken)
+    with caplog.at_level(logging.ERROR):
+        response = post(client, [record()])
+    assert_error(response, 500, "internal_error")
+    assert "disk on fire" in caplog.text
+    assert stored_count() == 0  # the transaction was rolled back
