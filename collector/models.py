@@ -42,16 +42,19 @@ class LogRecord(BaseModel):
             (("severity_rank", "timestamp"), False),
         )
 
-    @classmethod
-    def insert_rows(cls, connection, rows):
-        """Insert row tuples in ``INSERT_COLUMNS`` order; return the id of the first.
+    @staticmethod
+    def insert_rows(connection, rows):
+        """Insert row tuples in ``INSERT_COLUMNS`` order and index their messages.
 
-        The caller holds the write lock (see ``db.write_transaction``), so the
-        ids SQLite assigns to one statement are consecutive.
+        Returns the id of the first row. The caller holds the write lock in a
+        transaction (see ``db.write_transaction``), so the ids SQLite assigns
+        are consecutive and the full-text index commits with the rows.
         """
         connection.executemany(_INSERT_SQL, rows)
         last_id = connection.execute("SELECT last_insert_rowid()").fetchone()[0]
-        return last_id - len(rows) + 1
+        first_id = last_id - len(rows) + 1
+        connection.execute(_INDEX_MESSAGES_SQL, (first_id, last_id))
+        return first_id
 
     @classmethod
     def get_document(cls, record_id):
@@ -93,4 +96,8 @@ def record_document(record_id, row):
 # prepared statement is several times faster and this is the ingest hot path.
 _INSERT_SQL = "INSERT INTO log_record ({}) VALUES ({})".format(
     ", ".join(LogRecord.INSERT_COLUMNS), ", ".join("?" * len(LogRecord.INSERT_COLUMNS))
+)
+_INDEX_MESSAGES_SQL = (
+    "INSERT INTO log_record_fts (rowid, message)"
+    " SELECT id, message FROM log_record WHERE id BETWEEN ? AND ?"
 )

@@ -1,0 +1,101 @@
+"""Schema migrations, pragmas, indexes, and the full-text index kept in step with the rows."""
+
+import sqlite3
+
+import pytest
+
+from collector import create_app
+from collector.db import database, write_transaction
+from collector.migrations import LATEST_VERSION, MIGRATIONS, current_version, migrate
+from collector.models import LogRecord
+from helpers import record
+
+
+def fts_matches(db_path, query):
+    with sqlite3.connect(db_path) as db:
+        return db.execute(
+            "SELECT count(*) FROM log_record_fts WHERE log_record_fts MATCH ?", (query,)
+        ).fetchone()[0]
+
+
+def test_migrate_is_idempotent_and_records_versions(app, db_path):
+    with database.connection_context():
+        assert current_version() == LATEST_VERSION
+        assert migrate() == []
+    with sqlite3.connect(db_path) as db:
+        versions = [row[0] for row in db.execute("SELECT version FROM schema_version ORDER BY 1")]
+    assert versions == [version for version, _, _ in MIGRATIONS]
+
+
+def test_migrate_command(runner, db_path):
+    result = runner.invoke(args=["migrate"])
+    assert result.exit_code == 0
+    assert "up to date" in result.output
+
+
+def test_an_older_database_is_upgraded_with_its_data(tmp_path):
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:  # a database as release 1 left it
+        db.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
+        for statement in MIGRATIONS[0][2]:
+            db.execute(statement)
+        db.execute("INSERT INTO schema_version VALUES (1, 0)")
+        db.execute(
+            "INSERT INTO log_record (received_at, timestamp, service, severity, severity_rank, message)"
+            " VALUES (1, 1, 'legacy', 'INFO', 30, 'written before the upgrade')"
+        )
+    app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{path}"})
+    result = app.test_cli_runner().invoke(args=["migrate"])
+    assert "migrated" in result.output
+    assert fts_matches(path, "upgrade") == 1
+    assert app.test_client().get("/logs/1").get_json()["service"] == "legacy"
+    database.close_all()
+
+
+@pytest.mark.parametrize("synchronous, expected", [("NORMAL", 1), ("FULL", 2)])
+def test_pragmas_on_every_connection(make_app, synchronous, expected):
+    make_app(SQLITE_SYNCHRONOUS=synchronous, WRITE_LOCK_TIMEOUT=2.5)
+    with database.connection_context():
+        pragma = lambda name: database.execute_sql(f"PRAGMA {name}").fetchone()[0]  # noqa: E731
+        assert pragma("journal_mode") == "wal"
+        assert pragma("synchronous") == expected
+        assert pragma("busy_timeout") == 2500
+        assert pragma("foreign_keys") == 1
+
+
+def test_indexes_for_the_reads(app, db_path):
+    with sqlite3.connect(db_path) as db:
+        indexes = {
+            name: [column for _, _, column in db.execute(f"PRAGMA index_info({name})")]
+            for (name,) in db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'log_record'"
+                " AND sql IS NOT NULL"
+            )
+        }
+    assert sorted(indexes.values()) == [
+        ["service", "timestamp"], ["severity_rank", "timestamp"], ["timestamp"], ["trace_id"],
+    ]
+
+
+def test_full_text_index_commits_with_the_records(client, db_path):
+    client.post("/ingest", json=[record(message="disk quota exceeded on volume seven")])
+    assert fts_matches(db_path, "quota") == 1
+    assert fts_matches(db_path, '"volume seven"') == 1
+
+
+def test_full_text_index_rolls_back_with_the_records(app, db_path):
+    row = (1, 1, "svc", "INFO", 30, "phantom message", None, None, None, None)
+    with app.app_context(), pytest.raises(RuntimeError):
+        with write_transaction() as connection:
+            LogRecord.insert_rows(connection, [row])
+            raise RuntimeError("abort")
+    assert fts_matches(db_path, "phantom") == 0
+
+
+def test_deleted_records_leave_the_full_text_index(client, db_path):
+    client.post("/ingest", json=[record(message="ephemeral entry")])
+    with sqlite3.connect(db_path) as db:
+        db.execute("DELETE FROM log_record")
+    assert fts_matches(db_path, "ephemeral") == 0
+    with sqlite3.connect(db_path) as db:
+        db.execute("INSERT INTO log_record_fts (log_record_fts, rank) VALUES ('integrity-check', 1)")
