@@ -6,16 +6,18 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
 .DEFAULT_GOAL := help
-.PHONY: help run migrate test bench clean
+.PHONY: help run migrate test bench export clean
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-# The venv is rebuilt whenever requirements.txt changes.
+# The venv is rebuilt whenever requirements.txt changes. Its output goes to
+# stderr so that targets writing data to stdout (export) stay clean.
 $(BIN)/.installed: requirements.txt
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
-	touch $@
+	@echo "setting up $(VENV) from requirements.txt" >&2
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >&2
+	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt >&2
+	@touch $@
 
 run: $(BIN)/.installed ## start the collector with gunicorn on HOST:PORT (127.0.0.1:8000)
 	mkdir -p data
@@ -27,6 +29,14 @@ migrate: $(BIN)/.installed ## create or upgrade the database schema
 
 test: $(BIN)/.installed ## run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: $(BIN)/.installed ## ingest and query figures beside the raw SQLite limit (BENCH=smoke|full)
+	BENCH=$(BENCH) $(BIN)/python -m bench
+
+export: $(BIN)/.installed ## matching records as NDJSON on stdout (SINCE, UNTIL, SERVICE, MIN_SEVERITY, Q, GZIP=1)
+	@$(FLASK) export $(if $(SINCE),--since '$(SINCE)') $(if $(UNTIL),--until '$(UNTIL)') \
+		$(foreach s,$(SERVICE),--service '$(s)') $(if $(MIN_SEVERITY),--min-severity '$(MIN_SEVERITY)') \
+		$(if $(Q),--q '$(Q)') $(if $(GZIP),--gzip)
 
 clean: ## remove the venv and caches (keeps data/)
 	rm -rf $(VENV) .pytest_cache

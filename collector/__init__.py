@@ -6,7 +6,7 @@ from config import Config
 
 from . import db
 from .api import health, ingest, logs
-from .cli import migrate_command
+from .cli import export_command, migrate_command
 from .errors import register_error_handlers
 from .jsonprovider import OrjsonProvider
 from .schemas import record_schema
@@ -32,4 +32,5 @@ def create_app(overrides=None):
     app.register_blueprint(logs.bp)  # GET /logs/<id>
 
     app.cli.add_command(migrate_command)
+    app.cli.add_command(export_command)
     return app

@@ -17,6 +17,17 @@ from .times import to_micros
 _HEX = re.compile(r"[0-9a-fA-F]+")
 
 
+def parse_rfc3339(text):
+    """An RFC 3339 / ISO 8601 time (naive means UTC) as epoch microseconds."""
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(f"Not an RFC 3339 timestamp: {text[:40]!r}.") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.timezone.utc)
+    return to_micros(moment)
+
+
 def _type_error(value, expected):
     return ValidationError(f"Not a valid {expected}: got {type(value).__name__}.")
 
@@ -96,15 +107,7 @@ class Timestamp(RecordField):
     def _deserialize(self, value, attr, data, **kwargs):
         kind = value.__class__
         if kind is str:
-            try:
-                moment = dt.datetime.fromisoformat(value)
-            except ValueError:
-                raise ValidationError(
-                    f"Not an RFC 3339 timestamp: {value[:40]!r}."
-                ) from None
-            if moment.tzinfo is None:
-                moment = moment.replace(tzinfo=dt.timezone.utc)
-            micros = to_micros(moment)
+            micros = parse_rfc3339(value)
         elif kind is int or kind is float:
             micros = round(value * 1_000_000)
         else:

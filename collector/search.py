@@ -1,0 +1,207 @@
+"""The questions asked of stored logs: pages, follows, counts and exports.
+
+Every function takes parameters loaded by a schema of ``collector.query``.
+Pages are keyset-paginated on (timestamp, id) and pinned to the snapshot of
+their first page (newest id and "now"), so paging while records arrive neither
+repeats nor skips a record.
+"""
+
+import time
+from dataclasses import dataclass
+
+import peewee as pw
+
+from .errors import APIError
+from .models import LogRecord, record_document
+from .query import INTERVALS, encode_cursor, resolve_time
+from .severity import RANKS
+from .times import format_micros, now_micros
+
+R = LogRecord
+_COLUMNS = [R.id] + [getattr(R, name) for name in R.INSERT_COLUMNS]
+_LEVELS = {rank: name for name, rank in RANKS.items()}
+_FTS_MATCH = "(SELECT rowid FROM log_record_fts WHERE log_record_fts MATCH ?)"
+FOLLOW_POLL_SECONDS = 0.2
+
+
+@dataclass
+class Page:
+    """Records found, where the next page starts, and what the query cost."""
+
+    items: list
+    took_ms: float
+    next_cursor: str | None = None
+    next_after_id: int | None = None
+
+
+def filter_clauses(params, now):
+    """The WHERE clauses of the filters in ``params``; relative times count back from ``now``."""
+    clauses = []
+    if "service" in params:
+        clauses.append(R.service.in_(params["service"]))
+    if "severity" in params:
+        clauses.append(R.severity_rank.in_([RANKS[level] for level in params["severity"]]))
+    if "min_severity" in params:
+        clauses.append(R.severity_rank >= RANKS[params["min_severity"]])
+    if "since" in params:
+        clauses.append(R.timestamp >= resolve_time(params["since"], now))
+    if "until" in params:
+        clauses.append(R.timestamp < resolve_time(params["until"], now))
+    if "host" in params:
+        clauses.append(R.host == params["host"])
+    if "trace_id" in params:
+        clauses.append(R.trace_id == params["trace_id"])
+    if "q" in params:
+        clauses.append(R.id.in_(pw.SQL(_FTS_MATCH, (params["q"],))))
+    for key, value in params.get("attr", {}).items():
+        path = "$." + ".".join(f'"{part}"' for part in key.split("."))
+        clauses.append(pw.fn.json_extract(R.attributes, path).in_(_attribute_values(value)))
+    return clauses
+
+
+def _attribute_values(text):
+    """The stored values a query string matches: the string, and the number it spells."""
+    values = [text]
+    for number_type in (int, float):
+        try:
+            values.append(number_type(text))
+            break
+        except ValueError:
+            continue
+    return values
+
+
+def newest_id():
+    """The id of the newest stored record (0 when there is none)."""
+    return R.select(pw.fn.MAX(R.id)).scalar() or 0
+
+
+def find_page(params, fingerprint):
+    """One page of records matching ``params``, newest first unless ``order`` is asc."""
+    started = time.perf_counter()
+    cursor = params.get("cursor")
+    if cursor:
+        if cursor["fingerprint"] != fingerprint:
+            raise APIError(400, "invalid_parameter", "cursor: it belongs to another query",
+                           parameter="cursor")
+        now, max_id = cursor["now"], cursor["max_id"]
+    else:
+        now, max_id = now_micros(), newest_id()
+    rows = _run(_page_rows(params, now, max_id, params["order"], cursor, params["limit"] + 1))
+    next_cursor = None
+    if len(rows) > params["limit"]:
+        rows = rows[: params["limit"]]
+        last = rows[-1]
+        next_cursor = encode_cursor(timestamp=last[2], id=last[0], max_id=max_id, now=now,
+                                    fingerprint=fingerprint)
+    return Page(_documents(rows), _ms_since(started), next_cursor=next_cursor)
+
+
+def _page_rows(params, now, max_id, order, position, limit):
+    """Rows after ``position`` (a cursor's timestamp and id) in (timestamp, id) order."""
+    query = R.select(*_COLUMNS).where(R.id <= max_id, *filter_clauses(params, now))
+    if position:
+        timestamp, record_id = position["timestamp"], position["id"]
+        # The plain range on timestamp lets SQLite seek in its index; the
+        # tie-break on id keeps records sharing a timestamp in total order.
+        if order == "desc":
+            query = query.where(R.timestamp <= timestamp,
+                                (R.timestamp < timestamp) | (R.id < record_id))
+        else:
+            query = query.where(R.timestamp >= timestamp,
+                                (R.timestamp > timestamp) | (R.id > record_id))
+    if order == "desc":
+        query = query.order_by(R.timestamp.desc(), R.id.desc())
+    else:
+        query = query.order_by(R.timestamp.asc(), R.id.asc())
+    return query.limit(limit).tuples()
+
+
+def follow(params):
+    """Records newer than ``after_id``, oldest first; waits up to ``wait`` s for the first."""
+    started = time.perf_counter()
+    deadline = time.monotonic() + params.get("wait", 0)
+    after_id, limit = params["after_id"], params["limit"]
+    while True:
+        max_id = newest_id()
+        rows = _run(
+            R.select(*_COLUMNS)
+            .where(R.id > after_id, R.id <= max_id, *filter_clauses(params, now_micros()))
+            .order_by(R.id)
+            .limit(limit)
+            .tuples()
+        )
+        if rows or time.monotonic() >= deadline:
+            break
+        after_id = max_id  # nothing up to max_id matched: don't scan it again
+        time.sleep(FOLLOW_POLL_SECONDS)
+    next_after_id = rows[-1][0] if len(rows) == limit else max(max_id, after_id)
+    return Page(_documents(rows), _ms_since(started), next_after_id=next_after_id)
+
+
+def count(params):
+    """Counts of matching records, grouped by ``by`` dimensions and ``interval`` buckets."""
+    started = time.perf_counter()
+    dimensions = []
+    if "interval" in params:
+        width = INTERVALS[params["interval"]] * 1_000_000
+        dimensions.append((R.timestamp / width * width).alias("bucket"))
+    for name in params.get("by", []):
+        dimensions.append(R.severity_rank if name == "severity" else R.service)
+    clauses = filter_clauses(params, now_micros())
+    if "severity" in params.get("by", []) and not ({"severity", "min_severity"} & set(params)):
+        # Naming every rank lets SQLite count each one in its (severity_rank,
+        # timestamp) index instead of visiting every row of the time range.
+        clauses.append(R.severity_rank.in_(list(RANKS.values())))
+    query = R.select(*dimensions, pw.fn.COUNT(R.id).alias("count")).where(*clauses)
+    if dimensions:
+        query = query.group_by(*dimensions).order_by(*dimensions)
+    rows = _run(query.dicts())
+    counts = [_count_row(row) for row in rows]
+    return {
+        "total": sum(row["count"] for row in counts),
+        "counts": counts,
+        "stats": {"took_ms": _ms_since(started)},
+    }
+
+
+def _count_row(row):
+    named = {}
+    if "bucket" in row:
+        named["start"] = format_micros(row["bucket"])
+    if "severity_rank" in row:
+        named["severity"] = _LEVELS[row["severity_rank"]]
+    if "service" in row:
+        named["service"] = row["service"]
+    named["count"] = row["count"]
+    return named
+
+
+def export_documents(params, chunk=1000):
+    """Every matching record as a document, read in keyset chunks: constant memory."""
+    now, max_id, position = now_micros(), newest_id(), None
+    while True:
+        rows = _run(_page_rows(params, now, max_id, params["order"], position, chunk))
+        yield from _documents(rows)
+        if len(rows) < chunk:
+            return
+        position = {"timestamp": rows[-1][2], "id": rows[-1][0]}
+
+
+def _run(query):
+    """Execute a read query; a full-text query SQLite rejects is the client's error."""
+    try:
+        return list(query)
+    except pw.OperationalError as exc:
+        if "fts5" in str(exc):
+            raise APIError(400, "invalid_parameter", f"q: {exc}", parameter="q") from None
+        raise
+
+
+def _documents(rows):
+    return [record_document(row[0], row[1:]) for row in rows]
+
+
+def _ms_since(started):
+    return round((time.perf_counter() - started) * 1000, 3)
+
