@@ -24,7 +24,7 @@ from .schemas import BoundedString, HexId, RecordField, Severity, parse_rfc3339
 
 _RELATIVE = re.compile(r"(\d{1,9})([smhdw])")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_ATTRIBUTE_KEY = re.compile(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*")
+_ATTRIBUTE_KEY = re.compile(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*\Z")
 _FTS_OPERATORS = ("OR", "NOT")
 _WORD = re.compile(r"\w")
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import peewee as pw
 
+from .db import database
 from .errors import APIError
 from .models import LogRecord, record_document
 from .query import INTERVALS, encode_cursor, resolve_time
@@ -21,6 +22,9 @@ R = LogRecord
 _COLUMNS = [R.id] + [getattr(R, name) for name in R.INSERT_COLUMNS]
 _LEVELS = {rank: name for name, rank in RANKS.items()}
 _FTS_MATCH = "(SELECT rowid FROM log_record_fts WHERE log_record_fts MATCH ?)"
+_FTS_COUNT = "SELECT count(*) FROM (SELECT 1 FROM log_record_fts WHERE log_record_fts MATCH ? LIMIT ?)"
+# Past this many matches a term counts as common (see _full_text_clause).
+COMMON_TERM_MATCHES = 5000
 FOLLOW_POLL_SECONDS = 0.2
 
 
@@ -52,11 +56,25 @@ def filter_clauses(params, now):
     if "trace_id" in params:
         clauses.append(R.trace_id == params["trace_id"])
     if "q" in params:
-        clauses.append(R.id.in_(pw.SQL(_FTS_MATCH, (params["q"],))))
+        clauses.append(_full_text_clause(params["q"]))
     for key, value in params.get("attr", {}).items():
         path = "$." + ".".join(f'"{part}"' for part in key.split("."))
         clauses.append(pw.fn.json_extract(R.attributes, path).in_(_attribute_values(value)))
     return clauses
+
+
+def _full_text_clause(expression):
+    """Records whose message matches the FTS5 ``expression``, planned by how many match.
+
+    A rare term is fastest looked up match by match; a common one is fastest
+    found by walking the time (or service) index newest first and stopping at
+    the page's end. The unary + hides the id from the planner to get the latter.
+    """
+    matches = _run(database.execute_sql(_FTS_COUNT, (expression, COMMON_TERM_MATCHES)))[0][0]
+    subquery = pw.SQL(_FTS_MATCH, (expression,))
+    if matches < COMMON_TERM_MATCHES:
+        return R.id.in_(subquery)
+    return pw.NodeList((pw.SQL("+"), R.id), glue="").in_(subquery)
 
 
 def _attribute_values(text):
@@ -87,7 +105,7 @@ def find_page(params, fingerprint):
         now, max_id = cursor["now"], cursor["max_id"]
     else:
         now, max_id = now_micros(), newest_id()
-    rows = _run(_page_rows(params, now, max_id, params["order"], cursor, params["limit"] + 1))
+    rows = _run(page_query(params, now, max_id, params["order"], cursor, params["limit"] + 1))
     next_cursor = None
     if len(rows) > params["limit"]:
         rows = rows[: params["limit"]]
@@ -97,8 +115,9 @@ def find_page(params, fingerprint):
     return Page(_documents(rows), _ms_since(started), next_cursor=next_cursor)
 
 
-def _page_rows(params, now, max_id, order, position, limit):
-    """Rows after ``position`` (a cursor's timestamp and id) in (timestamp, id) order."""
+def page_query(params, now, max_id, order, position, limit):
+    """The query of rows after ``position`` (a cursor's timestamp and id), in (timestamp, id)
+    order, among records up to ``max_id``."""
     query = R.select(*_COLUMNS).where(R.id <= max_id, *filter_clauses(params, now))
     if position:
         timestamp, record_id = position["timestamp"], position["id"]
@@ -142,27 +161,33 @@ def follow(params):
 def count(params):
     """Counts of matching records, grouped by ``by`` dimensions and ``interval`` buckets."""
     started = time.perf_counter()
+    counts = [_count_row(row) for row in _run(count_query(params, now_micros()).dicts())]
+    return {
+        "total": sum(row["count"] for row in counts),
+        "counts": counts,
+        "stats": {"took_ms": _ms_since(started)},
+    }
+
+
+def count_query(params, now):
+    """The grouped COUNT query behind ``count``."""
     dimensions = []
     if "interval" in params:
         width = INTERVALS[params["interval"]] * 1_000_000
         dimensions.append((R.timestamp / width * width).alias("bucket"))
     for name in params.get("by", []):
         dimensions.append(R.severity_rank if name == "severity" else R.service)
-    clauses = filter_clauses(params, now_micros())
+    clauses = filter_clauses(params, now)
     if "severity" in params.get("by", []) and not ({"severity", "min_severity"} & set(params)):
         # Naming every rank lets SQLite count each one in its (severity_rank,
         # timestamp) index instead of visiting every row of the time range.
         clauses.append(R.severity_rank.in_(list(RANKS.values())))
-    query = R.select(*dimensions, pw.fn.COUNT(R.id).alias("count")).where(*clauses)
+    query = R.select(*dimensions, pw.fn.COUNT(R.id).alias("count"))
+    if clauses:
+        query = query.where(*clauses)
     if dimensions:
         query = query.group_by(*dimensions).order_by(*dimensions)
-    rows = _run(query.dicts())
-    counts = [_count_row(row) for row in rows]
-    return {
-        "total": sum(row["count"] for row in counts),
-        "counts": counts,
-        "stats": {"took_ms": _ms_since(started)},
-    }
+    return query
 
 
 def _count_row(row):
@@ -181,7 +206,7 @@ def export_documents(params, chunk=1000):
     """Every matching record as a document, read in keyset chunks: constant memory."""
     now, max_id, position = now_micros(), newest_id(), None
     while True:
-        rows = _run(_page_rows(params, now, max_id, params["order"], position, chunk))
+        rows = _run(page_query(params, now, max_id, params["order"], position, chunk))
         yield from _documents(rows)
         if len(rows) < chunk:
             return
@@ -189,7 +214,7 @@ def export_documents(params, chunk=1000):
 
 
 def _run(query):
-    """Execute a read query; a full-text query SQLite rejects is the client's error."""
+    """Run a read query (or iterate a cursor); an FTS5 query SQLite rejects is a 400."""
     try:
         return list(query)
     except pw.OperationalError as exc:
