@@ -9,6 +9,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -152,3 +153,60 @@ def test_oversized_body_is_refused_before_it_is_read(server):
         response.begin()
         assert response.status == 413
         assert orjson.loads(response.read())["error"] == "payload_too_large"
+
+
+def follow_everything(port, until_count, seen, deadline):
+    """A `tail -f` client: long-poll for records after the last one seen."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    after_id = 0
+    while len(seen) < until_count and time.monotonic() < deadline:
+        status, data = request(port, "GET", f"/logs?after_id={after_id}&wait=5&limit=1000",
+                               connection=connection)
+        assert status == 200
+        body = orjson.loads(data)
+        seen.extend(item["id"] for item in body["items"])
+        after_id = body["next_after_id"]
+    connection.close()
+
+
+def test_followers_and_full_speed_ingest_coexist(server):
+    """Four long-polling followers hold threads; ingest from two processes is not starved."""
+    port, db_path = server
+    clients, batches = 2, 25
+    expected = clients * batches * 200
+    follows = [[] for _ in range(4)]
+    deadline = time.monotonic() + 120
+    followers = [threading.Thread(target=follow_everything, args=(port, expected, seen, deadline))
+                 for seen in follows]
+    for follower in followers:
+        follower.start()
+    time.sleep(0.5)  # the followers are now waiting inside the workers
+
+    results = multiprocessing.Queue()
+    writers = [multiprocessing.Process(target=post_fixed_batches, args=(port, c, batches, results))
+               for c in range(clients)]
+    for writer in writers:
+        writer.start()
+    statuses = [status for _ in writers for status in results.get(timeout=120)]
+    for writer in writers:
+        writer.join(timeout=30)
+    for follower in followers:
+        follower.join(timeout=120)
+
+    assert statuses == [201] * (clients * batches)
+    for seen in follows:
+        assert seen == list(range(1, expected + 1)), "each follower sees every record once, in order"
+
+
+def post_fixed_batches(port, client, batches, results):
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    records = [{"service": f"writer-{client}", "severity": "INFO", "message": f"line {i}"}
+               for i in range(200)]
+    body = orjson.dumps(records)
+    statuses = [
+        request(port, "POST", "/ingest", body,
+                {"Content-Type": "application/json", "Prefer": "return=minimal"}, connection)[0]
+        for _ in range(batches)
+    ]
+    connection.close()
+    results.put(statuses)
