@@ -1,15 +1,24 @@
 """The write path every ingest format feeds: validate -> normalize -> store."""
 
+import threading
 from dataclasses import dataclass, field
 
 from flask import current_app
 from marshmallow import ValidationError
 
 from .db import write_transaction
-from .errors import APIError, ValidationFailed
+from .errors import APIError, StorageBusy, ValidationFailed
 from .models import LogRecord, record_document
 from .severity import RANKS
 from .times import now_micros
+
+
+# Validating and storing a batch is CPU-bound under the GIL, so a worker's
+# threads gain nothing by doing it at once; worse, the thread holding SQLite's
+# write lock must win the GIL back after every row it steps, so its
+# transaction stretches behind the others. One batch at a time per worker;
+# the others queue here for at most WRITE_LOCK_TIMEOUT.
+_ingest_turn = threading.Lock()
 
 
 @dataclass
@@ -78,10 +87,15 @@ def ingest(records, partial=False):
             "too_many_records",
             f"the batch holds {len(records)} records; the limit is {config['MAX_BATCH_RECORDS']}",
         )
-    valid, errors = validate(records, current_app.extensions["record_schema"])
-    if errors and not partial:
-        raise ValidationFailed(errors, len(records))
-    received_at = now_micros()
-    rows = [normalize(record, received_at) for record in valid]
-    first_id = store(rows) if rows else None
+    if not _ingest_turn.acquire(timeout=config["WRITE_LOCK_TIMEOUT"]):
+        raise StorageBusy()
+    try:
+        valid, errors = validate(records, current_app.extensions["record_schema"])
+        if errors and not partial:
+            raise ValidationFailed(errors, len(records))
+        received_at = now_micros()
+        rows = [normalize(record, received_at) for record in valid]
+        first_id = store(rows) if rows else None
+    finally:
+        _ingest_turn.release()
     return IngestResult(first_id, rows, errors)

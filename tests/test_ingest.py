@@ -8,6 +8,7 @@ import zlib
 import orjson
 import pytest
 
+from collector import ingestion
 from collector.models import LogRecord
 from helpers import record
 
@@ -343,3 +344,13 @@ def test_server_fault_is_a_logged_json_500(client, stored_count, monkeypatch, ca
     assert_error(response, 500, "internal_error")
     assert "disk on fire" in caplog.text
     assert stored_count() == 0  # the transaction was rolled back
+
+
+def test_batches_of_one_worker_queue_for_their_turn(make_app, stored_count):
+    client = make_app(WRITE_LOCK_TIMEOUT=0.05).test_client()
+    with ingestion._ingest_turn:  # another thread of this worker is storing a batch
+        response = post(client, [record()])
+    assert_error(response, 503, "storage_busy")
+    assert response.headers["Retry-After"] == "1"
+    assert stored_count() == 0
+    assert post(client, [record()]).status_code == 201
