@@ -2,64 +2,25 @@
 
 import http.client
 import multiprocessing
-import os
 import random
-import signal
 import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import orjson
 import pytest
 
+from bench.server import Server
+
 pytestmark = pytest.mark.e2e
-
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 def server(tmp_path):
-    """gunicorn started as `make run` starts it, on a free loopback port and a fresh database."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"sqlite:///{tmp_path}/collector.db",
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "WORKERS": "2",
-        "ACCESS_LOG": "0",
-    }
-    subprocess.run([BIN / "flask", "--app", "wsgi", "migrate"], cwd=ROOT, env=env, check=True,
-                   capture_output=True)
-    log = open(tmp_path / "gunicorn.log", "w")
-    process = subprocess.Popen([BIN / "gunicorn", "-c", "gunicorn.conf.py"], cwd=ROOT, env=env,
-                               stdout=log, stderr=subprocess.STDOUT)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if request(port, "GET", "/readyz")[0] == 200:
-                break
-        except OSError:
-            pass
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"gunicorn did not start: {(tmp_path / 'gunicorn.log').read_text()}")
-        time.sleep(0.1)
-    yield port, tmp_path / "collector.db"
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=30)
-    log.close()
+    """gunicorn started as `make run` starts it, with two workers, on a fresh database."""
+    with Server(tmp_path, tmp_path / "collector.db", env={"WORKERS": "2"}) as running:
+        yield running.port, tmp_path / "collector.db"
 
 
 def request(port, method, path, body=None, headers=None, connection=None):

@@ -1,0 +1,176 @@
+"""The load generator: client processes apart from the server's, each on one keep-alive connection.
+
+Every client posts pre-serialized bodies in a closed loop (the next request leaves when the
+previous answer is read) from a shared start instant until the end of the measured window.
+Throughput and latencies count the requests completed inside the window, after a warm-up;
+status codes count every request.
+"""
+
+import http.client
+import math
+import multiprocessing
+import time
+import traceback
+from collections import Counter
+from dataclasses import dataclass
+
+HOST = "127.0.0.1"
+REQUEST_TIMEOUT = 120.0  # seconds; a 10,000-record batch queued behind seven others is slow
+SPAWN_MARGIN = 0.5  # seconds between forking the clients and their common start
+
+
+@dataclass(frozen=True)
+class Load:
+    """What to send: bodies of ``records_per_body`` records each, by ``clients`` processes."""
+
+    port: int
+    bodies: list
+    records_per_body: int
+    headers: dict
+    clients: int
+    warmup: float
+    duration: float
+    path: str = "/ingest"
+
+
+@dataclass
+class LoadResult:
+    """The aggregate of every client's report."""
+
+    load: Load
+    latencies: list  # seconds, sorted, of the requests completed in the window
+    statuses: Counter  # status code -> count, over every request
+    failures: int  # requests that got no answer (connection reset, timeout)
+    client_cpu_seconds: float
+    server_cpu_seconds: float | None  # from the sampler, over the window
+
+    @property
+    def requests(self):
+        return len(self.latencies)
+
+    @property
+    def records(self):
+        return self.requests * self.load.records_per_body
+
+    @property
+    def non_2xx(self):
+        """Answers outside 200-299, plus requests that got no answer."""
+        answered = sum(n for status, n in self.statuses.items() if not 200 <= status < 300)
+        return self.failures + answered
+
+    def percentile_ms(self, fraction):
+        """The latency that ``fraction`` of the window's requests stayed within (nearest rank)."""
+        if not self.latencies:
+            return None
+        rank = max(1, math.ceil(fraction * len(self.latencies)))
+        return self.latencies[rank - 1] * 1000
+
+    def figures(self):
+        """The result as JSON-ready figures."""
+        window = self.load.duration
+        cpu_per_record = None
+        if self.server_cpu_seconds is not None and self.records:
+            cpu_per_record = self.server_cpu_seconds / self.records * 1e6
+        return {
+            "records_per_request": self.load.records_per_body,
+            "clients": self.load.clients,
+            "window_seconds": window,
+            "requests": self.requests,
+            "records": self.records,
+            "requests_per_s": self.requests / window,
+            "records_per_s": self.records / window,
+            "p50_ms": self.percentile_ms(0.50),
+            "p99_ms": self.percentile_ms(0.99),
+            "max_ms": self.latencies[-1] * 1000 if self.latencies else None,
+            "non_2xx": self.non_2xx,
+            "statuses": {str(status): n for status, n in sorted(self.statuses.items())},
+            "server_cpu_us_per_record": cpu_per_record,
+            "client_cpu_seconds": self.client_cpu_seconds,
+        }
+
+
+def run(load, sample=None):
+    """Drive the server with ``load`` and return the LoadResult.
+
+    ``sample``, when given, is called when the window opens and when it closes; the
+    difference of its two answers is reported as the server's CPU seconds.
+    """
+    # fork: the clients inherit the bodies instead of receiving megabytes of pickles.
+    context = multiprocessing.get_context("fork")
+    reports = context.Queue()
+    start = time.time() + SPAWN_MARGIN
+    window = (start + load.warmup, start + load.warmup + load.duration)
+    clients = [
+        context.Process(target=_client, args=(load, index, start, window, reports), daemon=True)
+        for index in range(load.clients)
+    ]
+    for client in clients:
+        client.start()
+    server_cpu = None
+    if sample is not None:
+        _sleep_until(window[0])
+        opened = sample()
+        _sleep_until(window[1])
+        server_cpu = sample() - opened
+    patience = SPAWN_MARGIN + load.warmup + load.duration + REQUEST_TIMEOUT
+    collected = [reports.get(timeout=patience) for _ in clients]
+    for client in clients:
+        client.join()
+    failed = [report for report in collected if isinstance(report, str)]
+    if failed:
+        raise RuntimeError(f"a load-generator client failed:\n{failed[0]}")
+    latencies, statuses, failures, cpu = [], Counter(), 0, 0.0
+    for report in collected:
+        latencies.extend(report["latencies"])
+        statuses.update(report["statuses"])
+        failures += report["failures"]
+        cpu += report["cpu_seconds"]
+    latencies.sort()
+    return LoadResult(load, latencies, statuses, failures, cpu, server_cpu)
+
+
+def _client(load, index, start, window, reports):
+    try:
+        reports.put(_send_until_window_closes(load, index, start, window))
+    except BaseException:  # the parent must hear of it rather than wait for a report
+        reports.put(traceback.format_exc())
+
+
+def _send_until_window_closes(load, index, start, window):
+    opens, closes = window
+    bodies = load.bodies
+    # Clients start at different bodies so concurrent requests carry different records.
+    position = index * len(bodies) // load.clients
+    connection = http.client.HTTPConnection(HOST, load.port, timeout=REQUEST_TIMEOUT)
+    latencies, statuses, failures = [], Counter(), 0
+    _sleep_until(start)
+    cpu_started = time.process_time()
+    while time.time() < closes:
+        body = bodies[position % len(bodies)]
+        position += 1
+        sent = time.perf_counter()
+        try:
+            connection.request("POST", load.path, body, load.headers)
+            response = connection.getresponse()
+            response.read()
+        except (OSError, http.client.HTTPException):
+            failures += 1
+            connection.close()  # the next request reconnects
+            continue
+        latency = time.perf_counter() - sent
+        statuses[response.status] += 1
+        if opens <= time.time() <= closes:
+            latencies.append(latency)
+    connection.close()
+    return {
+        "latencies": latencies,
+        "statuses": statuses,
+        "failures": failures,
+        "cpu_seconds": time.process_time() - cpu_started,
+    }
+
+
+def _sleep_until(moment):
+    delay = moment - time.time()
+    if delay > 0:
+        time.sleep(delay)

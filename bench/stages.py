@@ -1,0 +1,124 @@
+"""Where a worker's time goes for a 1,000-record batch: the write path's stages, in-process.
+
+The stages are the collector's own functions, called one after another as the ingest view
+calls them, on an app from create_app over a fresh database. The whole request through
+Flask's test client shows what routing, request handling and teardown add around them.
+"""
+
+import cProfile
+import io
+import pstats
+import statistics
+import time
+
+from flask import jsonify
+
+from collector import create_app
+from collector.db import database
+from collector.decoding import decode_records
+from collector.ingestion import IngestResult, normalize, store, validate
+from collector.migrations import migrate
+from collector.times import now_micros
+
+from .ingest import BATCH, MINIMAL
+from .report import Row
+
+STAGES = ("parse", "validate", "normalize", "insert", "respond (return=minimal)")
+FULL_RESPONSE = "respond in full (no Prefer header)"
+WHOLE_REQUEST = "whole request via Flask test client (return=minimal)"
+PROFILE_LINES = 15
+
+
+def stage_profile(bench):
+    """Section: microseconds per record of each stage, the mean over ``Mode.stage_batches``."""
+    app = create_app({"DATABASE_URL": f"sqlite:///{bench.workdir / 'stages.db'}"})
+    bodies = bench.bodies(BATCH)
+    batches = [bodies[i % len(bodies)] for i in range(bench.mode.stage_batches)]
+    timings = {name: [] for name in (*STAGES, FULL_RESPONSE, WHOLE_REQUEST)}
+    client = app.test_client()
+    try:
+        with app.app_context(), database.connection_context():
+            migrate()
+        # Alternate the two measurements: inserts slow down as the table grows, and both
+        # should see the same table sizes.
+        for body in batches:
+            with app.app_context():
+                for name, seconds in _time_stages(app, body).items():
+                    timings[name].append(seconds)
+            timings[WHOLE_REQUEST].append(_time_request(client, body))
+        if bench.profile:
+            print(_cprofile(client, batches), flush=True)
+    finally:
+        database.close_all()
+
+    # Means, not medians: a batch that triggers a WAL checkpoint pays for the batches before
+    # it, and only means add up, so the stages can be set against the whole request.
+    per_record = {name: statistics.fmean(values) / BATCH * 1e6 for name, values in timings.items()}
+    stage_sum = sum(per_record[name] for name in STAGES)
+    figures = {
+        "batch_records": BATCH,
+        "batches": len(batches),
+        "us_per_record": per_record,
+        "stages_total_us_per_record": stage_sum,
+    }
+    rows = [Row(name, f"{per_record[name]:,.2f} us/record") for name in STAGES]
+    rows += [
+        Row("sum of the stages", f"{stage_sum:,.2f} us/record"),
+        Row(WHOLE_REQUEST, f"{per_record[WHOLE_REQUEST]:,.2f} us/record"),
+        Row("  around the stages (routing, request, teardown)",
+            f"{per_record[WHOLE_REQUEST] - stage_sum:,.2f} us/record"),
+        Row(FULL_RESPONSE, f"{per_record[FULL_RESPONSE]:,.2f} us/record"),
+    ]
+    return figures, rows
+
+
+def _time_stages(app, body):
+    """Seconds each stage took for ``body``, run as the ingest view runs them."""
+    clock = time.perf_counter
+    started = clock()
+    records = decode_records(body, "application/json", None, app.config["MAX_BODY_BYTES"])
+    parsed = clock()
+    valid, errors = validate(records, app.extensions["record_schema"])
+    validated = clock()
+    received_at = now_micros()
+    rows = [normalize(record, received_at) for record in valid]
+    normalized = clock()
+    result = IngestResult(store(rows), rows, errors)
+    inserted = clock()
+    summary = {"accepted": len(result.rows), "first_id": result.first_id, "last_id": result.last_id}
+    jsonify(summary)
+    responded = clock()
+    jsonify({**summary, "items": result.documents()})
+    responded_in_full = clock()
+    return {
+        STAGES[0]: parsed - started,
+        STAGES[1]: validated - parsed,
+        STAGES[2]: normalized - validated,
+        STAGES[3]: inserted - normalized,
+        STAGES[4]: responded - inserted,
+        FULL_RESPONSE: responded_in_full - responded,
+    }
+
+
+def _time_request(client, body):
+    """Seconds the whole ingest request took through the test client."""
+    started = time.perf_counter()
+    response = client.post("/ingest", data=body, headers=MINIMAL)
+    seconds = time.perf_counter() - started
+    if response.status_code != 201:
+        answer = response.get_data(as_text=True)[:500]
+        raise RuntimeError(f"the ingest view answered {response.status_code}: {answer}")
+    return seconds
+
+
+def _cprofile(client, batches):
+    """A cProfile of the batches through the test client: the top functions by own time."""
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for body in batches:
+        client.post("/ingest", data=body, headers=MINIMAL)
+    profiler.disable()
+    out = io.StringIO()
+    out.write(f"cProfile of {len(batches)} x {BATCH:,}-record requests (BENCH_PROFILE=1):\n")
+    pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(PROFILE_LINES)
+    return out.getvalue()

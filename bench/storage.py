@@ -1,0 +1,114 @@
+"""The storage limit: the collector's own rows through plain sqlite3, no framework in the way.
+
+Same schema (the collector's migrations: indexes and full-text index), same pragmas
+(collector.db.pragmas), same rows (the generated records through collector.ingestion's
+validate and normalize), same statements (LogRecord.insert_rows: one executemany of the
+rows, then their messages into the full-text index), one BEGIN IMMEDIATE ... COMMIT per
+1,000 rows on a sqlite3 connection: what SQLite allows on this machine for the collector's
+storage work, without HTTP, Flask, peewee or validation.
+"""
+
+import itertools
+import sqlite3
+import time
+from contextlib import closing
+
+from config import Config
+
+from collector import db
+from collector.ingestion import normalize, validate
+from collector.migrations import migrate
+from collector.models import LogRecord
+from collector.schemas import record_schema
+from collector.times import now_micros
+
+from .report import Row
+
+ROWS_PER_TRANSACTION = 1_000
+PREFILL_ROWS_PER_TRANSACTION = 20_000
+
+
+def collector_config(database):
+    """The collector's settings from the environment, on the SQLite file ``database``."""
+    return {**Config().as_dict(), "DATABASE_URL": f"sqlite:///{database}"}
+
+
+def normalized_rows(records):
+    """``records`` as the row tuples the collector would insert for them."""
+    valid, errors = validate(records, record_schema(Config().as_dict()))
+    if errors:
+        first = dict(list(errors.items())[:3])
+        raise ValueError(f"the collector rejects generated records: {first}")
+    received_at = now_micros()
+    return [normalize(record, received_at) for record in valid]
+
+
+def create_schema(database):
+    """Create the collector's schema in ``database`` by running its migrations."""
+    db.configure(collector_config(database))
+    with db.database.connection_context():
+        migrate()
+    db.database.close_all()
+
+
+def connect(database):
+    """A plain sqlite3 connection to ``database`` with the collector's pragmas, in autocommit."""
+    connection = sqlite3.connect(database, isolation_level=None)
+    for name, value in _pragmas(database).items():
+        connection.execute(f"PRAGMA {name} = {value}")
+    return connection
+
+
+def insert(connection, rows, count, per_transaction):
+    """Insert ``count`` rows cycled from ``rows``, ``per_transaction`` a commit; return seconds."""
+    cycled = itertools.cycle(rows)
+    started = time.perf_counter()
+    for done in range(0, count, per_transaction):
+        chunk = list(itertools.islice(cycled, min(per_transaction, count - done)))
+        connection.execute("BEGIN IMMEDIATE")
+        LogRecord.insert_rows(connection, chunk)
+        connection.execute("COMMIT")
+    return time.perf_counter() - started
+
+
+def row_count(database):
+    """How many log records ``database`` holds."""
+    with closing(sqlite3.connect(database)) as connection:
+        return connection.execute("SELECT COUNT(*) FROM log_record").fetchone()[0]
+
+
+def fill(database, rows, total):
+    """Top ``database`` up to ``total`` log records cycled from ``rows``; return seconds taken."""
+    missing = total - row_count(database)
+    if missing <= 0:
+        return 0.0
+    with closing(connect(database)) as connection:
+        return insert(connection, rows, missing, PREFILL_ROWS_PER_TRANSACTION)
+
+
+def storage_limit(bench):
+    """Section: records/s of plain sqlite3 inserts into a fresh database of the collector's."""
+    database = bench.workdir / "raw.db"
+    create_schema(database)
+    count = bench.mode.raw_rows
+    with closing(connect(database)) as connection:
+        seconds = insert(connection, bench.rows, count, ROWS_PER_TRANSACTION)
+    rate = count / seconds
+    figures = {
+        "records": count,
+        "rows_per_transaction": ROWS_PER_TRANSACTION,
+        "seconds": seconds,
+        "records_per_s": rate,
+        "us_per_record": 1e6 / rate,
+        "pragmas": {name: str(value) for name, value in _pragmas(database).items()},
+        "sqlite_version": sqlite3.sqlite_version,
+    }
+    rows = [
+        Row(f"executemany + FTS, {count:,} rows, 1,000 a commit", f"{rate:,.0f} records/s"),
+        Row("  per record", f"{1e6 / rate:,.1f} us"),
+    ]
+    return figures, rows
+
+
+def _pragmas(database):
+    return db.pragmas(collector_config(database))

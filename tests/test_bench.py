@@ -1,0 +1,71 @@
+"""The benchmark harness: its records, and a smoke run end to end (BENCH=smoke, a few seconds)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import records
+from bench.storage import normalized_rows
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    "loghub", [records.LOGHUB, Path("/nonexistent/loghub")], ids=["loghub", "synthetic"]
+)
+def test_generated_records_are_accepted_by_the_collector(loghub):
+    corpus = records.load_corpus(loghub)
+    pool = records.generate(500, corpus)
+
+    assert len(normalized_rows(pool)) == 500  # raises when the collector rejects one
+    assert len({record["service"] for record in pool}) >= 20
+    assert all(5 <= len(record["attributes"]) <= 10 for record in pool)
+    assert len(records.request_bodies(pool, 100)) == 5
+
+
+def test_missing_loghub_falls_back_to_synthetic_text_and_says_so():
+    corpus = records.load_corpus(Path("/nonexistent/loghub"))
+
+    assert corpus.lines
+    assert corpus.source.startswith("synthetic")
+
+
+@pytest.mark.e2e
+def test_smoke_run_reports_every_section(tmp_path):
+    if not (Path(sys.executable).parent / "gunicorn").exists():
+        pytest.skip(f"gunicorn is not installed beside {sys.executable}")
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("worker CPU and peak RSS are read from /proc, which this system lacks")
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench"],
+        cwd=REPO,
+        env={**os.environ, "BENCH": "smoke", "BENCH_RESULTS": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    (path,) = tmp_path.glob("bench-*.json")
+    assert str(path) in completed.stdout
+    sections = json.loads(path.read_text())["sections"]
+    runs = [
+        sections["http_floor"],
+        *sections["ingest"]["runs"].values(),
+        *sections["growth"]["runs"].values(),
+        sections["memory"],
+    ]
+    assert len(runs) == 8
+    for run in runs:
+        assert run["requests_per_s"] > 0
+        assert run["non_2xx"] == 0, run["statuses"]
+    assert sections["ingest"]["runs"]["1000"]["records_per_s"] > 0
+    assert sections["storage_limit"]["records_per_s"] > 0
+    assert all(value > 0 for value in sections["stages"]["us_per_record"].values())
+    assert max(sections["memory"]["workers_peak_rss_mb"]) > 0
+    assert sections["ingest"]["ratios"]["batch_1000_vs_raw_sqlite"] > 0
