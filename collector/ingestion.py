@@ -13,11 +13,12 @@ from .severity import RANKS
 from .times import now_micros
 
 
-# Validating and storing a batch is CPU-bound under the GIL, so a worker's
-# threads gain nothing by doing it at once; worse, the thread holding SQLite's
-# write lock must win the GIL back after every row it steps, so its
-# transaction stretches behind the others. One batch at a time per worker;
-# the others queue here for at most WRITE_LOCK_TIMEOUT.
+# Decoding, validating and storing a batch is CPU-bound under the GIL, so a
+# worker's threads gain nothing by doing it at once; worse, the thread holding
+# SQLite's write lock must win the GIL back after every row it steps, so its
+# transaction stretches behind the others, and every waiting thread would hold
+# a decoded batch in memory. One batch at a time per worker; the others queue
+# here (with their bodies read, still undecoded) for at most WRITE_LOCK_TIMEOUT.
 _ingest_turn = threading.Lock()
 
 
@@ -73,12 +74,25 @@ def store(rows):
         return LogRecord.insert_rows(connection, rows)
 
 
-def ingest(records, partial=False):
-    """Validate, normalize and store a batch; all or nothing unless ``partial``.
+def ingest(read_records, partial=False):
+    """Read, validate, normalize and store a batch; all or nothing unless ``partial``.
 
-    Raises ValidationFailed when a record is invalid and the batch is atomic.
+    ``read_records`` decodes the body into a list of records (one decoder per
+    ingest format). It is called in the worker's turn, so a worker holds one
+    decoded batch at a time however many requests wait. Raises ValidationFailed
+    when a record is invalid and the batch is atomic.
     """
     config = current_app.config
+    if not _ingest_turn.acquire(timeout=config["WRITE_LOCK_TIMEOUT"]):
+        raise StorageBusy()
+    try:
+        records = read_records()
+        return _ingest(records, partial, config)
+    finally:
+        _ingest_turn.release()
+
+
+def _ingest(records, partial, config):
     if not records:
         raise APIError(400, "empty_batch", "the batch holds no records")
     if len(records) > config["MAX_BATCH_RECORDS"]:
@@ -87,15 +101,10 @@ def ingest(records, partial=False):
             "too_many_records",
             f"the batch holds {len(records)} records; the limit is {config['MAX_BATCH_RECORDS']}",
         )
-    if not _ingest_turn.acquire(timeout=config["WRITE_LOCK_TIMEOUT"]):
-        raise StorageBusy()
-    try:
-        valid, errors = validate(records, current_app.extensions["record_schema"])
-        if errors and not partial:
-            raise ValidationFailed(errors, len(records))
-        received_at = now_micros()
-        rows = [normalize(record, received_at) for record in valid]
-        first_id = store(rows) if rows else None
-    finally:
-        _ingest_turn.release()
+    valid, errors = validate(records, current_app.extensions["record_schema"])
+    if errors and not partial:
+        raise ValidationFailed(errors, len(records))
+    received_at = now_micros()
+    rows = [normalize(record, received_at) for record in valid]
+    first_id = store(rows) if rows else None
     return IngestResult(first_id, rows, errors)

@@ -14,13 +14,16 @@ bp = Blueprint("ingest", __name__)
 def post_ingest():
     """Store a batch: 201 (atomic, the default) or 200 listing rejects (``mode=partial``)."""
     partial = _partial_mode()
-    records = decode_records(
-        request.get_data(cache=False),
-        request.mimetype,
-        request.headers.get("Content-Encoding"),
-        current_app.config["MAX_BODY_BYTES"],
+    body = request.get_data(cache=False)  # read before the worker's turn: clients may be slow
+    result = ingest(
+        lambda: decode_records(
+            body,
+            request.mimetype,
+            request.headers.get("Content-Encoding"),
+            current_app.config["MAX_BODY_BYTES"],
+        ),
+        partial=partial,
     )
-    result = ingest(records, partial=partial)
 
     body = {"accepted": len(result.rows), "first_id": result.first_id, "last_id": result.last_id}
     if partial:
