@@ -83,7 +83,7 @@ def _time_stages(app, body):
     received_at = now_micros()
     rows = [normalize(record, received_at) for record in valid]
     normalized = clock()
-    result = IngestResult(store(rows), rows, errors)
+    result = IngestResult(store([rows])[0], rows, errors)
     inserted = clock()
     summary = {"accepted": len(result.rows), "first_id": result.first_id, "last_id": result.last_id}
     jsonify(summary)

@@ -1,6 +1,19 @@
-"""The write path every ingest format feeds: validate -> normalize -> store."""
+"""The write path every ingest format feeds: decode -> validate -> normalize -> store.
 
+Batches that reach one worker at the same time are stored together. Decoding,
+validating and storing are CPU-bound under the GIL, so a worker's threads gain
+nothing by doing them at once; worse, a thread holding SQLite's write lock must
+win the GIL back after every row it steps, so its transaction would stretch
+behind the others. Instead the first waiting thread leads: it prepares the
+waiting batches one after another and commits them in one transaction, while
+their own threads sleep until their batch is done. Small batches then share one
+commit (and one new full-text segment), and a worker holds at most about
+MAX_BATCH_RECORDS decoded records at a time, however many requests wait.
+"""
+
+import collections
 import threading
+import time
 from dataclasses import dataclass, field
 
 from flask import current_app
@@ -11,16 +24,6 @@ from .errors import APIError, StorageBusy, ValidationFailed
 from .models import LogRecord, record_document
 from .severity import RANKS
 from .times import now_micros
-
-
-# Decoding, validating and storing a batch is CPU-bound under the GIL, so a
-# worker's threads gain nothing by doing it at once; worse, the thread holding
-# SQLite's write lock must win the GIL back after every row it steps, so its
-# transaction stretches behind the others, and every waiting thread would hold
-# a decoded batch in memory. One batch at a time per worker; the others queue
-# here (with their bodies read, still undecoded) for at most WRITE_LOCK_TIMEOUT.
-_ingest_turn = threading.Lock()
-
 
 @dataclass
 class IngestResult:
@@ -68,31 +71,97 @@ def normalize(record, received_at):
     )
 
 
-def store(rows):
-    """Insert ``rows`` in one transaction; return the id of the first. Committed on return."""
+def store(batches):
+    """Insert each list of rows in ``batches`` in one transaction; committed on return.
+
+    Returns the id of each list's first row: every list gets consecutive ids.
+    """
     with write_transaction() as connection:
-        return LogRecord.insert_rows(connection, rows)
+        return [LogRecord.insert_rows(connection, rows) for rows in batches]
+
+
+@dataclass(eq=False)
+class _Batch:
+    """One request's batch on its way through the worker's queue."""
+
+    read_records: object  # () -> list of records; must not touch the request context
+    partial: bool
+    rows: list = field(default_factory=list)
+    rejected: dict = field(default_factory=dict)
+    result: IngestResult | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+_waiting = collections.deque()  # batches no leader has taken yet, oldest first
+_changed = threading.Condition()
+_leader = None  # the batch whose thread is leading, if any
 
 
 def ingest(read_records, partial=False):
     """Read, validate, normalize and store a batch; all or nothing unless ``partial``.
 
-    ``read_records`` decodes the body into a list of records (one decoder per
-    ingest format). It is called in the worker's turn, so a worker holds one
-    decoded batch at a time however many requests wait. Raises ValidationFailed
-    when a record is invalid and the batch is atomic.
+    ``read_records`` decodes the request body into a list of records (one
+    decoder per ingest format); it may run in another thread of the worker, so
+    it gets its inputs bound, not from the request context. Returns an
+    IngestResult; raises ValidationFailed when a record is invalid and the
+    batch is atomic, StorageBusy when the batch waited WRITE_LOCK_TIMEOUT.
     """
+    global _leader
     config = current_app.config
-    if not _ingest_turn.acquire(timeout=config["WRITE_LOCK_TIMEOUT"]):
-        raise StorageBusy()
+    batch = _Batch(read_records, partial)
+    deadline = time.monotonic() + config["WRITE_LOCK_TIMEOUT"]
+    with _changed:
+        _waiting.append(batch)
+    while True:
+        with _changed:
+            while _leader is not None and not batch.done:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 and batch in _waiting:
+                    _waiting.remove(batch)  # no leader took it: nothing was stored
+                    raise StorageBusy()
+                _changed.wait(remaining if remaining > 0 else 0.05)
+            if batch.done:
+                break
+            _leader = batch
+        try:
+            _lead(config)
+        finally:
+            with _changed:
+                _leader = None
+                _changed.notify_all()
+    if batch.error is not None:
+        raise batch.error
+    return batch.result
+
+
+def _lead(config):
+    """Prepare the waiting batches, up to MAX_BATCH_RECORDS rows, and store them together."""
+    group, rows = [], 0
+    while rows < config["MAX_BATCH_RECORDS"]:
+        with _changed:
+            if not _waiting:
+                break
+            batch = _waiting.popleft()
+        try:
+            _prepare(batch, config)
+        except Exception as exc:  # answered to that batch's own request
+            batch.error = exc
+            batch.done = True
+            continue
+        group.append(batch)
+        rows += len(batch.rows)
     try:
-        records = read_records()
-        return _ingest(records, partial, config)
-    finally:
-        _ingest_turn.release()
+        _store_group(group)
+    except Exception as exc:  # each batch is atomic: none of the group was stored
+        for batch in group:
+            batch.error = exc
+    for batch in group:
+        batch.done = True
 
 
-def _ingest(records, partial, config):
+def _prepare(batch, config):
+    records = batch.read_records()
     if not records:
         raise APIError(400, "empty_batch", "the batch holds no records")
     if len(records) > config["MAX_BATCH_RECORDS"]:
@@ -102,9 +171,15 @@ def _ingest(records, partial, config):
             f"the batch holds {len(records)} records; the limit is {config['MAX_BATCH_RECORDS']}",
         )
     valid, errors = validate(records, current_app.extensions["record_schema"])
-    if errors and not partial:
+    if errors and not batch.partial:
         raise ValidationFailed(errors, len(records))
     received_at = now_micros()
-    rows = [normalize(record, received_at) for record in valid]
-    first_id = store(rows) if rows else None
-    return IngestResult(first_id, rows, errors)
+    batch.rows = [normalize(record, received_at) for record in valid]
+    batch.rejected = errors
+
+
+def _store_group(group):
+    stored = [batch for batch in group if batch.rows]
+    first_ids = dict(zip(stored, store([batch.rows for batch in stored]))) if stored else {}
+    for batch in group:
+        batch.result = IngestResult(first_ids.get(batch), batch.rows, batch.rejected)

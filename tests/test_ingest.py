@@ -9,6 +9,7 @@ import orjson
 import pytest
 
 from collector import ingestion
+from collector.errors import ValidationFailed
 from collector.models import LogRecord
 from helpers import record
 
@@ -346,11 +347,66 @@ def test_server_fault_is_a_logged_json_500(client, stored_count, monkeypatch, ca
     assert stored_count() == 0  # the transaction was rolled back
 
 
-def test_batches_of_one_worker_queue_for_their_turn(make_app, stored_count):
+def test_a_batch_waits_for_the_leader_at_most_the_lock_timeout(make_app, stored_count, monkeypatch):
     client = make_app(WRITE_LOCK_TIMEOUT=0.05).test_client()
-    with ingestion._ingest_turn:  # another thread of this worker is storing a batch
-        response = post(client, [record()])
+    monkeypatch.setattr(ingestion, "_leader", object())  # another thread leads, and is stuck
+    response = post(client, [record()])
+    monkeypatch.undo()
     assert_error(response, 503, "storage_busy")
+    assert not ingestion._waiting
     assert response.headers["Retry-After"] == "1"
     assert stored_count() == 0
     assert post(client, [record()]).status_code == 201
+
+
+def waiting_batch(records, partial=False):
+    batch = ingestion._Batch(lambda: records, partial)
+    ingestion._waiting.append(batch)
+    return batch
+
+
+def test_waiting_batches_are_stored_together_each_with_its_own_outcome(client, monkeypatch):
+    transactions = []
+    real_store = ingestion.store
+    monkeypatch.setattr(ingestion, "store", lambda batches: transactions.append(batches)
+                        or real_store(batches))
+    first = waiting_batch([record(message="a1"), record(message="a2")])
+    invalid = waiting_batch([record(severity="LOUD")])
+    mixed = waiting_batch([record(message="c1"), record(message="")], partial=True)
+    response = post(client, [record(message="own")])  # this request's thread leads
+
+    assert response.status_code == 201
+    assert len(transactions) == 1, "one transaction for the whole group"
+    assert all(batch.done for batch in (first, invalid, mixed))
+    assert (first.result.first_id, first.result.last_id) == (1, 2)
+    assert isinstance(invalid.error, ValidationFailed)
+    assert (mixed.result.first_id, list(mixed.result.rejected)) == (3, [1])
+    assert response.get_json()["first_id"] == 4
+    messages = [client.get(f"/logs/{i}").get_json()["message"] for i in range(1, 5)]
+    assert messages == ["a1", "a2", "c1", "own"]
+
+
+def test_a_failed_transaction_fails_every_batch_of_the_group(client, stored_count, monkeypatch):
+    def broken(connection, rows):
+        raise RuntimeError("disk on fire")
+
+    other = waiting_batch([record()])
+    monkeypatch.setattr(LogRecord, "insert_rows", broken)
+    assert_error(post(client, [record()]), 500, "internal_error")
+    assert other.done and isinstance(other.error, RuntimeError)
+    assert stored_count() == 0
+
+
+def test_a_group_stops_at_the_batch_record_limit(make_app, monkeypatch):
+    client = make_app(MAX_BATCH_RECORDS=3).test_client()
+    transactions = []
+    real_store = ingestion.store
+    monkeypatch.setattr(ingestion, "store", lambda batches: transactions.append(batches)
+                        or real_store(batches))
+    first = waiting_batch([record()] * 3)
+    second = waiting_batch([record()] * 2)
+    response = post(client, [record()])
+    assert first.done and second.done and response.status_code == 201
+    assert (first.result.first_id, second.result.first_id) == (1, 4)
+    assert response.get_json()["first_id"] == 6
+    assert [len(batches) for batches in transactions] == [1, 2]

@@ -1,5 +1,7 @@
 """POST /ingest: batches of log records as JSON or NDJSON, optionally compressed."""
 
+import functools
+
 from flask import Blueprint, current_app, jsonify, request
 
 from . import reject_unknown_params
@@ -14,16 +16,16 @@ bp = Blueprint("ingest", __name__)
 def post_ingest():
     """Store a batch: 201 (atomic, the default) or 200 listing rejects (``mode=partial``)."""
     partial = _partial_mode()
-    body = request.get_data(cache=False)  # read before the worker's turn: clients may be slow
-    result = ingest(
-        lambda: decode_records(
-            body,
-            request.mimetype,
-            request.headers.get("Content-Encoding"),
-            current_app.config["MAX_BODY_BYTES"],
-        ),
-        partial=partial,
+    # The body is read here, since clients may be slow, but decoded in the
+    # worker's write queue, possibly by another thread: bind its inputs now.
+    read_records = functools.partial(
+        decode_records,
+        request.get_data(cache=False),
+        request.mimetype,
+        request.headers.get("Content-Encoding"),
+        current_app.config["MAX_BODY_BYTES"],
     )
+    result = ingest(read_records, partial=partial)
 
     body = {"accepted": len(result.rows), "first_id": result.first_id, "last_id": result.last_id}
     if partial:
