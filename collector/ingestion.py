@@ -7,8 +7,8 @@ win the GIL back after every row it steps, so its transaction would stretch
 behind the others. Instead the first waiting thread leads: it prepares the
 waiting batches one after another and commits them in one transaction, while
 their own threads sleep until their batch is done. Small batches then share one
-commit (and one new full-text segment), and a worker holds at most about
-MAX_BATCH_RECORDS decoded records at a time, however many requests wait.
+commit (and one new full-text segment), and a worker holds the decoded records
+of one group at a time, however many requests wait.
 """
 
 import collections
@@ -93,6 +93,10 @@ class _Batch:
     done: bool = False
 
 
+# A group stops growing at this many rows: by then a commit's cost is spread
+# thin, and a bigger group only delays the answer to its first batch.
+GROUP_ROWS = 1000
+
 _waiting = collections.deque()  # batches no leader has taken yet, oldest first
 _changed = threading.Condition()
 _leader = None  # the batch whose thread is leading, if any
@@ -136,9 +140,9 @@ def ingest(read_records, partial=False):
 
 
 def _lead(config):
-    """Prepare the waiting batches, up to MAX_BATCH_RECORDS rows, and store them together."""
+    """Prepare waiting batches, oldest first, and store them together."""
     group, rows = [], 0
-    while rows < config["MAX_BATCH_RECORDS"]:
+    while rows < GROUP_ROWS:
         with _changed:
             if not _waiting:
                 break
@@ -162,6 +166,7 @@ def _lead(config):
 
 def _prepare(batch, config):
     records = batch.read_records()
+    batch.read_records = None  # let the request body go as soon as it is decoded
     if not records:
         raise APIError(400, "empty_batch", "the batch holds no records")
     if len(records) > config["MAX_BATCH_RECORDS"]:

@@ -397,8 +397,8 @@ def test_a_failed_transaction_fails_every_batch_of_the_group(client, stored_coun
     assert stored_count() == 0
 
 
-def test_a_group_stops_at_the_batch_record_limit(make_app, monkeypatch):
-    client = make_app(MAX_BATCH_RECORDS=3).test_client()
+def test_a_group_stops_growing_at_its_row_limit(client, monkeypatch):
+    monkeypatch.setattr(ingestion, "GROUP_ROWS", 3)
     transactions = []
     real_store = ingestion.store
     monkeypatch.setattr(ingestion, "store", lambda batches: transactions.append(batches)
