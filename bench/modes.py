@@ -22,6 +22,8 @@ class Mode:
     growth_rows: tuple  # table sizes the ingest run is repeated at; empty: skipped
     memory_batch: int  # records per request in the memory run
     memory_duration: float
+    query_rows: int  # records in the database the query figures are measured on
+    query_repeats: int  # times each query is timed
 
 
 DEFAULT = Mode(
@@ -36,6 +38,8 @@ DEFAULT = Mode(
     growth_rows=(),
     memory_batch=10_000,
     memory_duration=10.0,
+    query_rows=1_000_000,
+    query_repeats=25,
 )
 
 MODES = {
@@ -53,6 +57,8 @@ MODES = {
         growth_rows=(3_000, 6_000),
         memory_batch=1_000,
         memory_duration=0.5,
+        query_rows=20_000,
+        query_repeats=3,
     ),
     "default": DEFAULT,
     "full": replace(DEFAULT, name="full", growth_rows=(1_000_000, 5_000_000)),

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from config import Config, ServerConfig
 
-from . import ingest, records, stages, storage
+from . import ingest, queries, records, stages, storage
 from .modes import Mode, settings_from_env
 from .report import format_table, targets, write_json
 
@@ -46,7 +46,8 @@ SECTIONS = (
     ),
     ("growth", "Growth: 1,000-record batches once the table is large", ingest.growth),
     ("memory", "Memory: worker peak RSS with the largest batches", ingest.memory),
-    # The search issue's query figures join here, as one more (key, title, function).
+    ("fts_cost", "What the full-text index costs ingest (raw inserts)", queries.fts_cost),
+    ("queries", "Search: median in-process latency of the main query shapes", queries.query_figures),
 )
 
 
