@@ -25,6 +25,7 @@ from .models import LogRecord, record_document
 from .severity import RANKS
 from .times import now_micros
 
+
 @dataclass
 class IngestResult:
     """What a batch became: the stored rows and the records rejected by index."""
