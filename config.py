@@ -74,6 +74,8 @@ class Config:
         self.MAX_ATTRIBUTES_BYTES = _integer(env, "MAX_ATTRIBUTES_BYTES", 16 * 1024, minimum=2)
         # Records stamped further than this in the future are rejected.
         self.MAX_FUTURE_SKEW = _integer(env, "MAX_FUTURE_SKEW", 3600, minimum=0)
+        # How long a batch's Idempotency-Key is remembered, in seconds.
+        self.IDEMPOTENCY_TTL = _integer(env, "IDEMPOTENCY_TTL", 24 * 3600, minimum=1)
 
         # Readiness
         self.READY_MIN_FREE_MB = _integer(env, "READY_MIN_FREE_MB", 100, minimum=0)

@@ -16,7 +16,7 @@ from flask import jsonify
 from collector import create_app
 from collector.db import database
 from collector.decoding import decode_records
-from collector.ingestion import IngestResult, normalize, store, validate
+from collector.ingestion import Batch, normalize, store, validate
 from collector.migrations import migrate
 from collector.times import now_micros
 
@@ -83,7 +83,9 @@ def _time_stages(app, body):
     received_at = now_micros()
     rows = [normalize(record, received_at) for record in valid]
     normalized = clock()
-    result = IngestResult(store([rows])[0], rows, errors)
+    batch = Batch(None, rows=rows, rejected=errors)
+    store([batch])
+    result = batch.result
     inserted = clock()
     summary = {"accepted": len(result.rows), "first_id": result.first_id, "last_id": result.last_id}
     jsonify(summary)

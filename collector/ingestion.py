@@ -21,7 +21,7 @@ from marshmallow import ValidationError
 
 from .db import write_transaction
 from .errors import APIError, StorageBusy, ValidationFailed
-from .models import LogRecord, record_document
+from .models import IdempotencyKey, LogRecord, record_document
 from .severity import RANKS
 from .times import now_micros
 
@@ -33,6 +33,8 @@ class IngestResult:
     first_id: int | None
     rows: list
     rejected: dict = field(default_factory=dict)
+    duplicates: int = 0  # records skipped: their event_id was already stored
+    replayed: bool = False  # the outcome recorded for the batch's idempotency key
 
     @property
     def last_id(self):
@@ -69,29 +71,90 @@ def normalize(record, received_at):
         get("trace_id"),
         get("span_id"),
         get("attributes"),
+        get("event_id"),
     )
 
 
-def store(batches):
-    """Insert each list of rows in ``batches`` in one transaction; committed on return.
-
-    Returns the id of each list's first row: every list gets consecutive ids.
-    """
-    with write_transaction() as connection:
-        return [LogRecord.insert_rows(connection, rows) for rows in batches]
-
-
 @dataclass(eq=False)
-class _Batch:
-    """One request's batch on its way through the worker's queue."""
+class Batch:
+    """One request's batch on its way through a worker's write queue."""
 
     read_records: object  # () -> list of records; must not touch the request context
-    partial: bool
+    partial: bool = False
+    idempotency_key: str | None = None
+    request_hash: str | None = None  # the body and mode an idempotency key stands for
     rows: list = field(default_factory=list)
     rejected: dict = field(default_factory=dict)
     result: IngestResult | None = None
     error: BaseException | None = None
     done: bool = False
+
+
+def store(batches):
+    """Store prepared batches in one transaction, committed on return; set each one's result.
+
+    Records whose (service, event_id) is already stored, or comes earlier in the
+    group, are skipped and counted. A batch whose idempotency key was recorded
+    stores nothing and gets the recorded outcome back (or an error when the key
+    came with another body). Every batch's rows get consecutive ids.
+    """
+    now = now_micros()
+    keys_since = now - current_app.config["IDEMPOTENCY_TTL"] * 1_000_000
+    with write_transaction() as connection:
+        seen = stored_event_ids(connection, [row for batch in batches for row in batch.rows])
+        for batch in batches:
+            try:
+                batch.result = _store_batch(connection, batch, seen, now, keys_since)
+            except APIError as exc:  # this batch's own problem; the group goes on
+                batch.error = exc
+        _forget_expired_keys(connection, now, keys_since)
+
+
+def _store_batch(connection, batch, seen, now, keys_since):
+    if batch.idempotency_key:
+        earlier = IdempotencyKey.outcome_of(
+            connection, batch.idempotency_key, batch.request_hash, keys_since
+        )
+        if earlier is not None:
+            first_id, accepted, duplicates, rejected = earlier
+            rows = LogRecord.rows_between(connection, first_id, accepted)
+            return IngestResult(first_id, rows, rejected, duplicates, replayed=True)
+    rows = []
+    for row in batch.rows:
+        event = (row[2], row[-1])  # (service, event_id)
+        if event[1] is None or event not in seen:
+            rows.append(row)
+            seen.add(event)
+    first_id = LogRecord.insert_rows(connection, rows) if rows else None
+    result = IngestResult(first_id, rows, batch.rejected, len(batch.rows) - len(rows))
+    if batch.idempotency_key:
+        IdempotencyKey.remember(connection, batch.idempotency_key, batch.request_hash,
+                                (first_id, len(rows), result.duplicates, batch.rejected), now)
+    return result
+
+
+_keys_forgotten_at = 0
+
+
+def _forget_expired_keys(connection, now, keys_since):
+    """Delete expired idempotency keys, at most once a minute per worker."""
+    global _keys_forgotten_at
+    if now - _keys_forgotten_at > 60_000_000:
+        IdempotencyKey.forget_before(connection, keys_since)
+        _keys_forgotten_at = now
+
+
+def stored_event_ids(connection, rows):
+    """The (service, event_id) pairs of ``rows`` that are already stored."""
+    wanted = {}
+    for row in rows:
+        if row[-1] is not None:
+            wanted.setdefault(row[2], set()).add(row[-1])
+    return {
+        (service, event_id)
+        for service, event_ids in wanted.items()
+        for event_id in LogRecord.stored_event_ids(connection, service, event_ids)
+    }
 
 
 # A group stops growing at this many rows: by then a commit's cost is spread
@@ -103,10 +166,10 @@ _changed = threading.Condition()
 _leader = None  # the batch whose thread is leading, if any
 
 
-def ingest(read_records, partial=False):
-    """Read, validate, normalize and store a batch; all or nothing unless ``partial``.
+def ingest(batch):
+    """Read, validate, normalize and store a Batch; all or nothing unless ``batch.partial``.
 
-    ``read_records`` decodes the request body into a list of records (one
+    ``batch.read_records`` decodes the request body into a list of records (one
     decoder per ingest format); it may run in another thread of the worker, so
     it gets its inputs bound, not from the request context. Returns an
     IngestResult; raises ValidationFailed when a record is invalid and the
@@ -114,7 +177,6 @@ def ingest(read_records, partial=False):
     """
     global _leader
     config = current_app.config
-    batch = _Batch(read_records, partial)
     deadline = time.monotonic() + config["WRITE_LOCK_TIMEOUT"]
     with _changed:
         _waiting.append(batch)
@@ -157,7 +219,7 @@ def _lead(config):
         group.append(batch)
         rows += len(batch.rows)
     try:
-        _store_group(group)
+        store(group)
     except Exception as exc:  # each batch is atomic: none of the group was stored
         for batch in group:
             batch.error = exc
@@ -184,8 +246,3 @@ def _prepare(batch, config):
     batch.rejected = errors
 
 
-def _store_group(group):
-    stored = [batch for batch in group if batch.rows]
-    first_ids = dict(zip(stored, store([batch.rows for batch in stored]))) if stored else {}
-    for batch in group:
-        batch.result = IngestResult(first_ids.get(batch), batch.rows, batch.rejected)

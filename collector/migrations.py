@@ -57,6 +57,23 @@ MIGRATIONS = [
             " WHERE trace_id IS NOT NULL",
         ],
     ),
+    (
+        3,
+        "client event ids, unique per service; idempotency keys of acknowledged batches",
+        [
+            "ALTER TABLE log_record ADD COLUMN event_id TEXT",
+            "CREATE UNIQUE INDEX IF NOT EXISTS log_record_service_event_id"
+            " ON log_record (service, event_id) WHERE event_id IS NOT NULL",
+            """CREATE TABLE IF NOT EXISTS idempotency_key (
+                key TEXT PRIMARY KEY,
+                request_hash TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                outcome TEXT NOT NULL
+            ) WITHOUT ROWID""",
+            "CREATE INDEX IF NOT EXISTS idempotency_key_created_at"
+            " ON idempotency_key (created_at)",
+        ],
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

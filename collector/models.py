@@ -4,6 +4,7 @@ import orjson
 import peewee as pw
 
 from .db import database
+from .errors import APIError
 from .times import format_micros
 
 
@@ -27,20 +28,16 @@ class LogRecord(BaseModel):
     trace_id = pw.TextField(null=True)
     span_id = pw.TextField(null=True)
     attributes = pw.TextField(null=True)  # a JSON object, serialized
+    event_id = pw.TextField(null=True)  # the client's id, unique per service
 
     # The order of the columns that ``insert_rows`` expects in each row.
     INSERT_COLUMNS = (
         "received_at", "timestamp", "service", "severity", "severity_rank",
-        "message", "host", "trace_id", "span_id", "attributes",
+        "message", "host", "trace_id", "span_id", "attributes", "event_id",
     )
 
     class Meta:
-        table_name = "log_record"
-        indexes = (
-            (("timestamp",), False),
-            (("service", "timestamp"), False),
-            (("severity_rank", "timestamp"), False),
-        )
+        table_name = "log_record"  # created by collector.migrations, with its indexes
 
     @staticmethod
     def insert_rows(connection, rows):
@@ -55,6 +52,27 @@ class LogRecord(BaseModel):
         first_id = last_id - len(rows) + 1
         connection.execute(_INDEX_MESSAGES_SQL, (first_id, last_id))
         return first_id
+
+    @staticmethod
+    def rows_between(connection, first_id, count):
+        """The ``count`` rows from id ``first_id`` on, in ``INSERT_COLUMNS`` order."""
+        if not count:
+            return []
+        return connection.execute(_SELECT_ROWS_SQL, (first_id, first_id + count - 1)).fetchall()
+
+    @staticmethod
+    def stored_event_ids(connection, service, event_ids):
+        """Which of ``event_ids`` of ``service`` are stored (by the unique index)."""
+        event_ids = list(event_ids)
+        found = []
+        for start in range(0, len(event_ids), 500):
+            chunk = event_ids[start:start + 500]
+            found += connection.execute(
+                "SELECT event_id FROM log_record WHERE service = ? AND event_id IS NOT NULL"
+                f" AND event_id IN ({', '.join('?' * len(chunk))})",
+                (service, *chunk),
+            ).fetchall()
+        return [event_id for (event_id,) in found]
 
     @classmethod
     def get_document(cls, record_id):
@@ -74,9 +92,57 @@ class SchemaVersion(BaseModel):
         table_name = "schema_version"
 
 
+class IdempotencyKey(BaseModel):
+    """The outcome of an acknowledged batch, by the Idempotency-Key it came with."""
+
+    key = pw.TextField(primary_key=True)
+    request_hash = pw.TextField()  # what the key stood for: the body and the mode
+    created_at = pw.BigIntegerField()
+    outcome = pw.TextField()  # JSON: [first_id, accepted, duplicates, rejected]
+
+    class Meta:
+        table_name = "idempotency_key"
+
+    @staticmethod
+    def outcome_of(connection, key, request_hash, not_before):
+        """The outcome recorded for ``key`` since ``not_before``, or None.
+
+        Raises APIError when the key was recorded for another request.
+        """
+        row = connection.execute(
+            "SELECT request_hash, outcome FROM idempotency_key WHERE key = ? AND created_at >= ?",
+            (key, not_before),
+        ).fetchone()
+        if row is None:
+            return None
+        if row[0] != request_hash:
+            raise APIError(
+                422,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for a different request body; use a new key",
+            )
+        first_id, accepted, duplicates, rejected = orjson.loads(row[1])
+        return first_id, accepted, duplicates, {int(i): reasons for i, reasons in rejected.items()}
+
+    @staticmethod
+    def remember(connection, key, request_hash, outcome, now):
+        """Record ``outcome`` for ``key``, in the transaction that stored the batch."""
+        connection.execute(
+            "INSERT OR REPLACE INTO idempotency_key (key, request_hash, created_at, outcome)"
+            " VALUES (?, ?, ?, ?)",
+            (key, request_hash, now, orjson.dumps(outcome, option=orjson.OPT_NON_STR_KEYS)),
+        )
+
+    @staticmethod
+    def forget_before(connection, not_before):
+        """Delete the keys recorded before ``not_before``."""
+        connection.execute("DELETE FROM idempotency_key WHERE created_at < ?", (not_before,))
+
+
 def record_document(record_id, row):
     """The JSON document of a record, from its id and its row in ``INSERT_COLUMNS`` order."""
-    received_at, timestamp, service, severity, _rank, message, host, trace_id, span_id, attributes = row
+    (received_at, timestamp, service, severity, _rank, message, host, trace_id, span_id,
+     attributes, event_id) = row
     return {
         "id": record_id,
         "received_at": format_micros(received_at),
@@ -89,6 +155,7 @@ def record_document(record_id, row):
         "span_id": span_id,
         # Stored serialized: embed the text as it is instead of parsing it again.
         "attributes": orjson.Fragment(attributes or "{}"),
+        "event_id": event_id,
     }
 
 
@@ -97,6 +164,9 @@ def record_document(record_id, row):
 # (Public for the benchmark, which measures the rows without the full-text step.)
 INSERT_SQL = "INSERT INTO log_record ({}) VALUES ({})".format(
     ", ".join(LogRecord.INSERT_COLUMNS), ", ".join("?" * len(LogRecord.INSERT_COLUMNS))
+)
+_SELECT_ROWS_SQL = "SELECT {} FROM log_record WHERE id BETWEEN ? AND ? ORDER BY id".format(
+    ", ".join(LogRecord.INSERT_COLUMNS)
 )
 _INDEX_MESSAGES_SQL = (
     "INSERT INTO log_record_fts (rowid, message)"

@@ -204,5 +204,6 @@ def record_schema(config):
             config["MAX_ATTRIBUTES_BYTES"],
             allow_none=True,
         ),
+        "event_id": BoundedString(128, allow_none=True),
     }
     return RecordSchema.from_dict(record_fields, name="LogRecordSchema")(many=True)

@@ -79,7 +79,8 @@ def test_prefer_return_minimal_answers_counts_and_ids_only(client, stored_count)
     assert response.status_code == 201
     assert response.headers["Preference-Applied"] == "return=minimal"
     body = response.get_json()
-    assert body == {"accepted": 5, "first_id": body["first_id"], "last_id": body["first_id"] + 4}
+    assert body == {"accepted": 5, "duplicates": 0, "first_id": body["first_id"],
+                    "last_id": body["first_id"] + 4}
     assert stored_count() == 5
 
 
@@ -360,7 +361,7 @@ def test_a_batch_waits_for_the_leader_at_most_the_lock_timeout(make_app, stored_
 
 
 def waiting_batch(records, partial=False):
-    batch = ingestion._Batch(lambda: records, partial)
+    batch = ingestion.Batch(lambda: records, partial)
     ingestion._waiting.append(batch)
     return batch
 
@@ -410,3 +411,108 @@ def test_a_group_stops_growing_at_its_row_limit(client, monkeypatch):
     assert (first.result.first_id, second.result.first_id) == (1, 4)
     assert response.get_json()["first_id"] == 6
     assert [len(batches) for batches in transactions] == [1, 2]
+
+
+# Idempotent retries
+
+
+def test_retry_with_the_same_idempotency_key_stores_nothing_again(client, stored_count):
+    batch = [record(message="charged card"), record(message="sent receipt")]
+    first = post(client, batch, **{"Idempotency-Key": "order-7-attempt"})
+    again = post(client, batch, **{"Idempotency-Key": "order-7-attempt"})
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.get_json() == first.get_json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert stored_count() == 2
+
+
+def test_same_idempotency_key_with_another_body_is_refused(client, stored_count):
+    post(client, [record(message="one")], **{"Idempotency-Key": "k1"})
+    response = post(client, [record(message="two")], **{"Idempotency-Key": "k1"})
+    assert_error(response, 422, "idempotency_key_reused")
+    partial = post(client, [record(message="one")], path="/ingest?mode=partial",
+                   **{"Idempotency-Key": "k1"})
+    assert_error(partial, 422, "idempotency_key_reused")
+    assert stored_count() == 1
+
+
+def test_idempotency_key_works_for_ndjson_gzip_and_partial_mode(client, stored_count):
+    body = gzip.compress(ndjson(record(), record(severity="LOUD"), record()))
+    headers = {"Content-Encoding": "gzip", "Idempotency-Key": "shipper-batch-42"}
+    first = post(client, body, "application/x-ndjson", path="/ingest?mode=partial", **headers)
+    again = post(client, body, "application/x-ndjson", path="/ingest?mode=partial", **headers)
+    assert first.status_code == again.status_code == 200
+    assert again.get_json() == first.get_json()
+    assert again.get_json()["errors"] == {"1": again.get_json()["errors"]["1"]}
+    assert stored_count() == 2
+
+
+def test_a_rejected_batch_does_not_use_up_its_key(client, stored_count):
+    key = {"Idempotency-Key": "retry-me"}
+    assert_error(post(client, [record(severity="LOUD")], **key), 422, "validation_failed")
+    assert post(client, [record()], **key).status_code == 201
+    assert stored_count() == 1
+
+
+def test_idempotency_keys_expire(make_app, stored_count, monkeypatch):
+    client = make_app(IDEMPOTENCY_TTL=60).test_client()
+    post(client, [record(message="one")], **{"Idempotency-Key": "old"})
+    later = ingestion.now_micros() + 61_000_000
+    monkeypatch.setattr(ingestion, "now_micros", lambda: later)
+    response = post(client, [record(message="two")], **{"Idempotency-Key": "old"})
+    assert response.status_code == 201
+    assert stored_count() == 2
+
+
+@pytest.mark.parametrize("key", ["", "k" * 256])
+def test_bad_idempotency_key(client, key):
+    assert_error(post(client, [record()], **{"Idempotency-Key": key}), 400,
+                 "invalid_idempotency_key")
+
+
+def test_same_key_twice_in_one_group_stores_once(client, stored_count):
+    body = [record()]
+    other = ingestion.Batch(lambda: body, idempotency_key="twice", request_hash="h")
+    ingestion._waiting.append(other)
+    twin = ingestion.Batch(lambda: body, idempotency_key="twice", request_hash="h")
+    ingestion._waiting.append(twin)
+    post(client, [record(message="leader")])
+    assert other.result.first_id == twin.result.first_id == 1
+    assert twin.result.replayed
+    assert stored_count() == 2
+
+
+# Per-record deduplication by event_id
+
+
+def test_records_with_a_stored_event_id_are_skipped_and_counted(client, stored_count):
+    first = post(client, [record(event_id="e1"), record(event_id="e2")]).get_json()
+    again = post(client, [record(event_id="e2"), record(event_id="e3"), record(event_id="e3"),
+                          record()]).get_json()
+    assert (first["accepted"], first["duplicates"]) == (2, 0)
+    assert (again["accepted"], again["duplicates"]) == (2, 2)
+    assert [item["event_id"] for item in again["items"]] == ["e3", None]
+    assert again["first_id"] == first["last_id"] + 1
+    assert stored_count() == 4
+
+
+def test_event_ids_are_unique_per_service(client, stored_count):
+    post(client, [record(service="a", event_id="e1")])
+    body = post(client, [record(service="b", event_id="e1")]).get_json()
+    assert body["accepted"] == 1
+    assert stored_count() == 2
+
+
+def test_the_unique_index_backs_the_check(client, db_path):
+    post(client, [record(event_id="e1")])
+    with sqlite3.connect(db_path) as db, pytest.raises(sqlite3.IntegrityError):
+        db.execute("INSERT INTO log_record (received_at, timestamp, service, severity,"
+                   " severity_rank, message, event_id) VALUES (1, 1, 'billing', 'INFO', 30,"
+                   " 'x', 'e1')")
+
+
+def test_event_ids_work_for_ndjson(client, stored_count):
+    body = ndjson(record(event_id="n1"), record(event_id="n1"))
+    response = post(client, body, "application/x-ndjson")
+    assert (response.get_json()["accepted"], response.get_json()["duplicates"]) == (1, 1)

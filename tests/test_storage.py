@@ -73,7 +73,8 @@ def test_indexes_for_the_reads(app, db_path):
             )
         }
     assert sorted(indexes.values()) == [
-        ["service", "timestamp"], ["severity_rank", "timestamp"], ["timestamp"], ["trace_id"],
+        ["service", "event_id"], ["service", "timestamp"], ["severity_rank", "timestamp"],
+        ["timestamp"], ["trace_id"],
     ]
 
 
@@ -84,7 +85,7 @@ def test_full_text_index_commits_with_the_records(client, db_path):
 
 
 def test_full_text_index_rolls_back_with_the_records(app, db_path):
-    row = (1, 1, "svc", "INFO", 30, "phantom message", None, None, None, None)
+    row = (1, 1, "svc", "INFO", 30, "phantom message", None, None, None, None, None)
     with app.app_context(), pytest.raises(RuntimeError):
         with write_transaction() as connection:
             LogRecord.insert_rows(connection, [row])

@@ -1,43 +1,70 @@
 """POST /ingest: batches of log records as JSON or NDJSON, optionally compressed."""
 
 import functools
+import hashlib
 
 from flask import Blueprint, current_app, jsonify, request
 
 from . import reject_unknown_params
 from ..decoding import decode_records
 from ..errors import APIError
-from ..ingestion import ingest
+from ..ingestion import Batch, ingest
 
 bp = Blueprint("ingest", __name__)
+
+MAX_IDEMPOTENCY_KEY = 255
 
 
 @bp.post("/ingest")
 def post_ingest():
     """Store a batch: 201 (atomic, the default) or 200 listing rejects (``mode=partial``)."""
+    return ingest_request(decode_records)
+
+
+def ingest_request(decoder):
+    """Answer an ingest request whose body ``decoder`` turns into records.
+
+    Every ingest format's view calls this with its decoder, which takes the
+    body, Content-Type, Content-Encoding and the size limit: the mode, the
+    Idempotency-Key and the answer are the same for all of them.
+    """
     partial = _partial_mode()
+    body = request.get_data(cache=False)
     # The body is read here, since clients may be slow, but decoded in the
     # worker's write queue, possibly by another thread: bind its inputs now.
-    read_records = functools.partial(
-        decode_records,
-        request.get_data(cache=False),
-        request.mimetype,
-        request.headers.get("Content-Encoding"),
-        current_app.config["MAX_BODY_BYTES"],
+    batch = Batch(
+        functools.partial(
+            decoder,
+            body,
+            request.mimetype,
+            request.headers.get("Content-Encoding"),
+            current_app.config["MAX_BODY_BYTES"],
+        ),
+        partial=partial,
+        idempotency_key=_idempotency_key(),
     )
-    result = ingest(read_records, partial=partial)
+    if batch.idempotency_key:
+        batch.request_hash = _request_hash(body, partial)
+    result = ingest(batch)
 
-    body = {"accepted": len(result.rows), "first_id": result.first_id, "last_id": result.last_id}
+    answer = {
+        "accepted": len(result.rows),
+        "duplicates": result.duplicates,
+        "first_id": result.first_id,
+        "last_id": result.last_id,
+    }
     if partial:
-        body["rejected"] = len(result.rejected)
-        body["errors"] = result.rejected
+        answer["rejected"] = len(result.rejected)
+        answer["errors"] = result.rejected
     minimal = _prefers_minimal()
     if not minimal:
-        body["items"] = result.documents()
-    response = jsonify(body)
+        answer["items"] = result.documents()
+    response = jsonify(answer)
     response.status_code = 200 if partial else 201
     if minimal:
         response.headers["Preference-Applied"] = "return=minimal"
+    if result.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return response
 
 
@@ -49,6 +76,27 @@ def _partial_mode():
             400, "invalid_parameter", "mode must be 'atomic' or 'partial'", parameter="mode"
         )
     return mode == "partial"
+
+
+def _idempotency_key():
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+        raise APIError(
+            400,
+            "invalid_idempotency_key",
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters",
+        )
+    return key
+
+
+def _request_hash(body, partial):
+    """What an idempotency key stands for: the body as sent, and how it is to be stored."""
+    digest = hashlib.blake2b(digest_size=16)
+    for part in (request.mimetype, request.headers.get("Content-Encoding", ""),
+                 "partial" if partial else "atomic"):
+        digest.update(part.encode() + b"\0")
+    digest.update(body)
+    return digest.hexdigest()
 
 
 def _prefers_minimal():
