@@ -62,6 +62,8 @@ class Config:
         # NORMAL: a commit survives a process crash; FULL: it also survives power loss.
         self.SQLITE_SYNCHRONOUS = _choice(env, "SQLITE_SYNCHRONOUS", "NORMAL", ("NORMAL", "FULL"))
         self.SQLITE_CACHE_MB = _integer(env, "SQLITE_CACHE_MB", 2, minimum=1)
+        # A cap on the database file; writes past it answer 507 (0: none).
+        self.SQLITE_MAX_SIZE_MB = _integer(env, "SQLITE_MAX_SIZE_MB", 0, minimum=0)
         # How long a write waits for SQLite's write lock before answering 503.
         self.WRITE_LOCK_TIMEOUT = _number(env, "WRITE_LOCK_TIMEOUT", 5.0, minimum=0.01)
 

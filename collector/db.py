@@ -4,20 +4,20 @@ import contextlib
 import os
 import sqlite3
 
-import peewee as pw
 from playhouse.pool import PooledSqliteDatabase
 
-from .errors import StorageBusy
+from .errors import STORAGE_FAILURES
 
 # Initialised by ``init_app`` from the configured URL; no connection is opened
 # before a request needs one, so nothing crosses gunicorn's fork.
 # The pool holds at most one connection per gunicorn thread, so it needs no cap.
 database = PooledSqliteDatabase(None, max_connections=None)
+PAGE_SIZE = 4096  # SQLite's default, which the collector keeps
 
 
 def pragmas(config):
     """The pragmas set on every new connection."""
-    return {
+    values = {
         "journal_mode": "wal",
         "synchronous": config["SQLITE_SYNCHRONOUS"],
         "foreign_keys": 1,
@@ -28,6 +28,10 @@ def pragmas(config):
         # How long BEGIN IMMEDIATE waits for the write lock, in milliseconds.
         "busy_timeout": round(config["WRITE_LOCK_TIMEOUT"] * 1000),
     }
+    if config["SQLITE_MAX_SIZE_MB"]:
+        # A size cap: past it, writes fail as they would on a full disk.
+        values["max_page_count"] = config["SQLITE_MAX_SIZE_MB"] * (1024 * 1024 // PAGE_SIZE)
+    return values
 
 
 def configure(config):
@@ -58,12 +62,21 @@ def write_transaction():
 
     Concurrent writers queue in SQLite's busy handler for WRITE_LOCK_TIMEOUT
     seconds; past that the request answers 503 with Retry-After instead of
-    failing late with "database is locked".
+    failing late with "database is locked". A full disk or a read-only file
+    rolls the transaction back and answers 507 or 503 the same way.
     """
+    connection = database.connection()
     try:
-        with database.atomic("IMMEDIATE"):
-            yield database.connection()
-    except (pw.OperationalError, sqlite3.OperationalError) as exc:
-        if "database is locked" in str(exc):
-            raise StorageBusy() from exc
+        connection.execute("BEGIN IMMEDIATE")
+        try:
+            yield connection
+            connection.execute("COMMIT")
+        finally:
+            # SQLite may have rolled back already (it does on a full disk).
+            if connection.in_transaction:
+                connection.execute("ROLLBACK")
+    except sqlite3.OperationalError as exc:
+        for words, failure in STORAGE_FAILURES.items():
+            if words in str(exc):
+                raise failure() from exc
         raise

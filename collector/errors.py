@@ -44,16 +44,32 @@ class ValidationFailed(APIError):
         )
 
 
-class StorageBusy(APIError):
-    """The write lock could not be had in time: the client should retry later."""
+class StorageUnavailable(APIError):
+    """The database cannot take the write now; nothing was stored, retry after Retry-After."""
 
-    def __init__(self, retry_after=1):
+    def __init__(self, status, error, message, retry_after):
+        super().__init__(status, error, message, headers={"Retry-After": str(retry_after)})
+
+
+class StorageBusy(StorageUnavailable):
+    """The write lock could not be had in time."""
+
+    def __init__(self):
         super().__init__(
-            503,
-            "storage_busy",
-            "the database is busy; retry after the delay in Retry-After",
-            headers={"Retry-After": str(retry_after)},
+            503, "storage_busy", "the database is busy; retry after the delay in Retry-After", 1
         )
+
+
+# SQLite's words for a write it cannot do -> what the client is told.
+STORAGE_FAILURES = {
+    "database is locked": StorageBusy,
+    "database or disk is full": lambda: StorageUnavailable(
+        507, "storage_full", "the database or its disk is full; nothing was stored", 30
+    ),
+    "attempt to write a readonly database": lambda: StorageUnavailable(
+        503, "storage_read_only", "the database is read-only; nothing was stored", 30
+    ),
+}
 
 
 def _api_error(exc):

@@ -8,7 +8,7 @@ import zlib
 import orjson
 import pytest
 
-from collector import ingestion
+from collector import db, ingestion
 from collector.errors import ValidationFailed
 from collector.models import LogRecord
 from helpers import record
@@ -516,3 +516,49 @@ def test_event_ids_work_for_ndjson(client, stored_count):
     body = ndjson(record(event_id="n1"), record(event_id="n1"))
     response = post(client, body, "application/x-ndjson")
     assert (response.get_json()["accepted"], response.get_json()["duplicates"]) == (1, 1)
+
+
+# Full disk and read-only storage
+
+
+def test_full_database_answers_507_keeps_what_it_had_and_recovers(make_app, db_path, stored_count):
+    client = make_app(SQLITE_MAX_SIZE_MB=1).test_client()
+    batch = [record(message=f"filler {i} " + "x" * 400) for i in range(200)]
+    acknowledged = 0
+    for _ in range(50):
+        response = post(client, batch, Prefer="return=minimal")
+        if response.status_code != 201:
+            break
+        acknowledged += 200
+    assert_error(response, 507, "storage_full")
+    assert response.headers["Retry-After"] == "30"
+    assert stored_count() == acknowledged > 0
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert "size cap" in ready.get_json()["checks"]["disk"]
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    client = make_app(SQLITE_MAX_SIZE_MB=50).test_client()  # space returns
+    assert post(client, batch).status_code == 201
+    assert client.get("/readyz").status_code == 200
+    assert stored_count() == acknowledged + 200
+
+
+def test_read_only_database_answers_503(app, client, monkeypatch, stored_count):
+    real = db.pragmas
+    monkeypatch.setattr(db, "pragmas", lambda config: {**real(config), "query_only": 1})
+    db.configure(app.config)  # connections from now on cannot write
+    response = post(client, [record()])
+    assert_error(response, 503, "storage_read_only")
+    assert response.headers["Retry-After"] == "30"
+    assert stored_count() == 0
+
+
+def test_other_database_faults_stay_logged_500s(client, stored_count, monkeypatch, caplog):
+    monkeypatch.setattr(LogRecord, "insert_rows",
+                        lambda connection, rows: connection.execute("SELECT * FROM nowhere"))
+    with caplog.at_level(logging.ERROR):
+        assert_error(post(client, [record()]), 500, "internal_error")
+    assert "no such table: nowhere" in caplog.text
+    assert stored_count() == 0

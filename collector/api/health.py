@@ -5,7 +5,7 @@ import shutil
 
 from flask import Blueprint, current_app, jsonify
 
-from ..db import database
+from ..db import PAGE_SIZE, database
 from ..migrations import LATEST_VERSION, current_version
 
 bp = Blueprint("health", __name__)
@@ -63,4 +63,12 @@ def _disk_problem(directory, min_free_mb):
     free_mb = shutil.disk_usage(directory).free // (1024 * 1024)
     if free_mb < min_free_mb:
         return f"{free_mb} MB free, below the floor of {min_free_mb} MB"
+    try:
+        pages = {name: database.execute_sql(f"PRAGMA {name}").fetchone()[0]
+                 for name in ("page_count", "max_page_count", "freelist_count")}
+    except Exception:  # the database check names the fault
+        return None
+    room = pages["max_page_count"] - pages["page_count"] + pages["freelist_count"]
+    if room * PAGE_SIZE < 1024 * 1024:
+        return "the database is at its size cap (SQLITE_MAX_SIZE_MB)"
     return None
