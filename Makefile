@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
 .DEFAULT_GOAL := help
-.PHONY: help run migrate test bench export clean
+.PHONY: help run migrate test bench export prune backup restore stats clean
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,24 @@ export: $(BIN)/.installed ## matching records as NDJSON on stdout (SINCE, UNTIL,
 	@$(FLASK) export $(if $(SINCE),--since '$(SINCE)') $(if $(UNTIL),--until '$(UNTIL)') \
 		$(foreach s,$(SERVICE),--service '$(s)') $(if $(MIN_SEVERITY),--min-severity '$(MIN_SEVERITY)') \
 		$(if $(Q),--q '$(Q)') $(if $(GZIP),--gzip)
+
+prune: $(BIN)/.installed ## delete records past their retention (RETENTION_DAYS, RETENTION_RULES), ingest goes on
+	@$(FLASK) prune
+
+backup: $(BIN)/.installed ## consistent copy of the live database to BACKUP_DIR (backups/), ingest goes on
+	@$(FLASK) backup
+
+# Checked before anything is built, so that a bare `make restore` only prints its usage.
+ifneq ($(filter restore,$(MAKECMDGOALS)),)
+ifeq ($(FILE),)
+$(error usage: make restore FILE=backups/collector-<UTC time>.db, with the collector stopped)
+endif
+endif
+restore: $(BIN)/.installed ## replace the database with the backup FILE=...; stop the collector first
+	@$(FLASK) restore '$(FILE)'
+
+stats: $(BIN)/.installed ## records, size on disk, time span, counts per service and severity
+	@$(FLASK) stats
 
 clean: ## remove the venv and caches (keeps data/)
 	rm -rf $(VENV) .pytest_cache

@@ -82,6 +82,16 @@ class Config:
         # Readiness
         self.READY_MIN_FREE_MB = _integer(env, "READY_MIN_FREE_MB", 100, minimum=0)
 
+        # Retention
+        # Imported here, not at the top: the collector package imports this module.
+        from collector.retention import parse_rules
+
+        self.RETENTION_DAYS = _integer(env, "RETENTION_DAYS", 30, minimum=1)
+        # Kept as text (the form tests override); parsed here so a bad rule stops start-up.
+        self.RETENTION_RULES = env.get("RETENTION_RULES", "").strip()
+        parse_rules(self.RETENTION_RULES)
+        self.BACKUP_DIR = env.get("BACKUP_DIR", "backups")
+
     @property
     def database_path(self):
         """The SQLite file named by DATABASE_URL."""

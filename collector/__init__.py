@@ -6,7 +6,10 @@ from config import Config
 
 from . import db
 from .api import health, ingest, logs
-from .cli import export_command, migrate_command
+from .cli import (
+    backup_command, export_command, migrate_command, prune_command, restore_command,
+    stats_command,
+)
 from .errors import register_error_handlers
 from .jsonprovider import OrjsonProvider
 from .schemas import record_schema
@@ -33,4 +36,8 @@ def create_app(overrides=None):
 
     app.cli.add_command(migrate_command)
     app.cli.add_command(export_command)
+    app.cli.add_command(prune_command)
+    app.cli.add_command(backup_command)
+    app.cli.add_command(restore_command)
+    app.cli.add_command(stats_command)
     return app

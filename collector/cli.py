@@ -1,15 +1,25 @@
 """Command-line tasks: ``flask --app wsgi <command>``."""
 
 import sys
+import time
 
 import click
+from flask import current_app
+from flask.cli import with_appcontext
+from tqdm import tqdm
 from werkzeug.datastructures import MultiDict
 
+from config import ConfigError
+
+from . import maintenance
 from .db import database
-from .errors import APIError
+from .errors import APIError, StorageUnavailable
 from .export import export_stream
+from .maintenance import megabytes
 from .migrations import LATEST_VERSION, migrate
 from .query import EXPORT_SCHEMA, load_params
+from .retention import Retention
+from .times import format_micros, now_micros
 
 
 @click.command("migrate")
@@ -45,3 +55,105 @@ def export_command(compress, **filters):
         for chunk in export_stream(params, compress):
             out.write(chunk)
     out.flush()
+
+
+@click.command("prune")
+@with_appcontext
+def prune_command():
+    """Delete records older than their retention (RETENTION_DAYS, RETENTION_RULES).
+
+    Deletes in short transactions, each holding the write lock about 40 ms, so
+    ingest goes on meanwhile; then truncates the WAL and reports the space freed.
+    """
+    try:
+        retention = Retention.from_config(current_app.config)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    now = now_micros()
+    click.echo(f"retention: {retention.describe()}")
+    with database.connection_context():
+        with _progress(maintenance.count_expired(retention, now), "record") as bar:
+            try:
+                report = maintenance.prune(retention, now, bar.update)
+            except StorageUnavailable as exc:
+                raise click.ClickException(f"stopped: {exc.message}") from None
+    click.echo(report.space)
+    click.echo(
+        f"pruned {report.deleted:,} records in {len(report.holds):,} transactions;"
+        f" write lock held max {report.max_hold_ms:.1f} ms, median {report.median_hold_ms:.1f} ms;"
+        f" {report.seconds:.1f} s"
+    )
+
+
+@click.command("backup")
+@with_appcontext
+def backup_command():
+    """Copy the live database to BACKUP_DIR/collector-<UTC time>.db while ingest goes on."""
+    started = time.perf_counter()
+    with _progress(None, "page") as bar:
+        path = maintenance.backup(database.database, current_app.config["BACKUP_DIR"],
+                                  _bar_updater(bar))
+    click.echo(path)
+    click.echo(
+        f"backup of {megabytes(path.stat().st_size)} written and passed integrity_check"
+        f" in {time.perf_counter() - started:.1f} s"
+    )
+
+
+@click.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+def restore_command(file):
+    """Replace the database with the backup FILE. Stop the collector first.
+
+    FILE must pass PRAGMA integrity_check and be a collector database. The
+    restore refuses to run while a process, such as a running collector, has
+    the database open; its -wal and -shm files are removed with it.
+    """
+    try:
+        maintenance.restore(file, database.database)
+    except maintenance.MaintenanceError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"restored {database.database} from {file}; start the collector with `make run`")
+
+
+@click.command("stats")
+def stats_command():
+    """Print the number of records, size on disk, time span and counts per service and severity."""
+    with database.connection_context():
+        found = maintenance.stats(database.database)
+    size = (f"{megabytes(found.database_bytes + found.wal_bytes)}"
+            f" (database {megabytes(found.database_bytes)}, WAL {megabytes(found.wal_bytes)};"
+            f" free pages {megabytes(found.free_bytes)})")
+    rows = [
+        ("database", database.database),
+        ("size on disk", size),
+        ("records", f"{found.records:,}"),
+        ("oldest", format_micros(found.oldest) if found.oldest is not None else "-"),
+        ("newest", format_micros(found.newest) if found.newest is not None else "-"),
+    ]
+    _echo_table(None, rows)
+    _echo_table(("service", "records"), [(name, f"{n:,}") for name, n in found.per_service])
+    _echo_table(("severity", "records"), [(name, f"{n:,}") for name, n in found.per_severity])
+
+
+def _progress(total, unit):
+    # The summary lines are the output; a bar only helps someone watching.
+    watched = sys.stdout.isatty() and sys.stderr.isatty()
+    return tqdm(total=total, unit=unit, unit_scale=True, disable=not watched, file=sys.stderr)
+
+
+def _bar_updater(bar):
+    def update(done, total):
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return update
+
+
+def _echo_table(header, rows):
+    lines = ([header] if header else []) + rows
+    width = max((len(str(first)) for first, _ in lines), default=0)
+    if header:
+        click.echo()
+    for first, second in lines:
+        click.echo(f"{first:<{width}}  {second}")
