@@ -68,6 +68,8 @@ class Config:
         self.WRITE_LOCK_TIMEOUT = _number(env, "WRITE_LOCK_TIMEOUT", 5.0, minimum=0.01)
 
         # Limits of a request and of a record
+        # Seconds a client has to send its whole body: slow clients don't hold threads.
+        self.BODY_READ_TIMEOUT = _number(env, "BODY_READ_TIMEOUT", 30.0, minimum=0.1)
         self.MAX_BODY_BYTES = _integer(env, "MAX_BODY_BYTES", 5 * 1024 * 1024, minimum=1024)
         self.MAX_BATCH_RECORDS = _integer(env, "MAX_BATCH_RECORDS", 10_000, minimum=1)
         self.MAX_MESSAGE_BYTES = _integer(env, "MAX_MESSAGE_BYTES", 64 * 1024, minimum=1)
@@ -91,6 +93,10 @@ class Config:
         self.RETENTION_RULES = env.get("RETENTION_RULES", "").strip()
         parse_rules(self.RETENTION_RULES)
         self.BACKUP_DIR = env.get("BACKUP_DIR", "backups")
+
+        # Metrics: set by gunicorn.conf.py (from METRICS_DIR) so that workers add up
+        # their samples there; unset, metrics are those of this process alone.
+        self.PROMETHEUS_MULTIPROC_DIR = env.get("PROMETHEUS_MULTIPROC_DIR") or None
 
     @property
     def database_path(self):
@@ -116,3 +122,5 @@ class ServerConfig:
         if self.LOG_LEVEL not in ("debug", "info", "warning", "error", "critical"):
             raise ConfigError(f"LOG_LEVEL={self.LOG_LEVEL!r} is not a log level")
         self.ACCESS_LOG = env.get("ACCESS_LOG", "1") not in ("0", "false", "no", "off")
+        # Where workers keep their metrics' samples; empty: a fresh temporary directory.
+        self.METRICS_DIR = env.get("METRICS_DIR", "").strip()

@@ -5,8 +5,12 @@ in the README). config.py is loaded under another module name: gunicorn has a
 setting called "config", and a plain `import config` here collides with it.
 """
 
+import atexit
 import importlib.util
+import os
 import pathlib
+import shutil
+import tempfile
 
 _spec = importlib.util.spec_from_file_location(
     "collector_settings", pathlib.Path(__file__).with_name("config.py")
@@ -14,6 +18,25 @@ _spec = importlib.util.spec_from_file_location(
 _settings = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_settings)
 _server = _settings.ServerConfig()
+
+# prometheus_client reads PROMETHEUS_MULTIPROC_DIR once, when first imported;
+# the master imports it with the collector package (below, and for logger_class)
+# and its workers inherit it: so the directory is set up before anything else.
+_metrics_dir = pathlib.Path(
+    _server.METRICS_DIR or pathlib.Path(tempfile.gettempdir()) / f"collector-metrics-{os.getpid()}"
+)
+_metrics_dir.mkdir(parents=True, exist_ok=True)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_metrics_dir)
+
+
+def _remove_metrics_dir(master_pid):
+    if os.getpid() == master_pid:  # workers run atexit handlers too
+        shutil.rmtree(_metrics_dir, ignore_errors=True)
+
+
+if not _server.METRICS_DIR:  # gunicorn's own directory goes when the master does
+    atexit.register(_remove_metrics_dir, os.getpid())
+
 _settings.Config()  # an invalid app setting stops the master before any worker starts
 
 wsgi_app = "wsgi:app"
@@ -38,8 +61,41 @@ limit_request_line = 8190
 limit_request_fields = 100
 limit_request_field_size = 8190
 
-# Logging: to stdout/stderr; successful health probes are not access-logged.
+# Logging: JSON lines on stdout, gunicorn's and the app's alike; successful
+# health probes are not access-logged; ACCESS_LOG=0 drops access lines.
 accesslog = "-" if _server.ACCESS_LOG else None
 errorlog = "-"
 loglevel = _server.LOG_LEVEL
 logger_class = "collector.gunicorn_logging.ProbeQuietLogger"
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "collector.jsonlog.JsonFormatter"}},
+    "handlers": {
+        "stdout": {"class": "logging.StreamHandler", "formatter": "json",
+                   "stream": "ext://sys.stdout"},
+    },
+    # The app's loggers (collector.*) reach stdout through the root logger.
+    "root": {"level": _server.LOG_LEVEL.upper(), "handlers": ["stdout"]},
+    "loggers": {
+        "gunicorn.error": {"level": _server.LOG_LEVEL.upper(), "handlers": ["stdout"],
+                           "propagate": False},
+        "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
+    },
+}
+
+
+
+# Hooks: every worker's metric samples, kept in files under _metrics_dir (see
+# above), add up in a scrape answered by any worker.
+def on_starting(server):
+    """Start the metrics from zero: samples of an earlier run would count again."""
+    for stale in _metrics_dir.glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges; its counters stay, so totals do not go down."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, str(_metrics_dir))

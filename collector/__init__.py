@@ -4,8 +4,9 @@ from flask import Flask
 
 from config import Config
 
-from . import db
+from . import db, metrics, requestid
 from .api import health, ingest, logs
+from .api import metrics as metrics_api
 from .cli import (
     backup_command, export_command, migrate_command, prune_command, restore_command,
     stats_command,
@@ -28,11 +29,14 @@ def create_app(overrides=None):
     db.init_app(app)
     app.extensions["record_schema"] = record_schema(app.config)
     register_error_handlers(app)
+    requestid.init_app(app)  # X-Request-ID on every answer
+    metrics.init_app(app)  # request timings and overload answers
 
     # Blueprints, one per concern
     app.register_blueprint(health.bp)  # /healthz, /readyz
     app.register_blueprint(ingest.bp)  # POST /ingest
     app.register_blueprint(logs.bp)  # GET /logs/<id>
+    app.register_blueprint(metrics_api.bp)  # GET /metrics
 
     app.cli.add_command(migrate_command)
     app.cli.add_command(export_command)

@@ -3,10 +3,12 @@
 import contextlib
 import os
 import sqlite3
+import time
 
 from playhouse.pool import PooledSqliteDatabase
 
 from .errors import STORAGE_FAILURES
+from .metrics import WRITE_LOCK_WAIT, WRITE_TRANSACTION
 
 # Initialised by ``init_app`` from the configured URL; no connection is opened
 # before a request needs one, so nothing crosses gunicorn's fork.
@@ -67,7 +69,10 @@ def write_transaction():
     """
     connection = database.connection()
     try:
+        asked = time.perf_counter()
         connection.execute("BEGIN IMMEDIATE")
+        locked = time.perf_counter()
+        WRITE_LOCK_WAIT.observe(locked - asked)
         try:
             yield connection
             connection.execute("COMMIT")
@@ -75,6 +80,7 @@ def write_transaction():
             # SQLite may have rolled back already (it does on a full disk).
             if connection.in_transaction:
                 connection.execute("ROLLBACK")
+            WRITE_TRANSACTION.observe(time.perf_counter() - locked)
     except sqlite3.OperationalError as exc:
         for words, failure in STORAGE_FAILURES.items():
             if words in str(exc):

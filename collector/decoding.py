@@ -112,6 +112,12 @@ DECODERS = {
 }
 
 
+def format_name(content_type):
+    """The name of the format a Content-Type stands for ("json", "ndjson"), or None."""
+    decoder = DECODERS.get((content_type or "").lower())
+    return None if decoder is None else decoder.__name__.removeprefix("decode_")
+
+
 def decode_records(body, content_type, content_encoding, max_bytes):
     """Decode a request body into a list of records, or raise the matching APIError."""
     decoder = DECODERS.get((content_type or "").lower())

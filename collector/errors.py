@@ -2,8 +2,10 @@
 
 import logging
 
-from flask import jsonify
+from flask import jsonify, request
 from werkzeug.exceptions import HTTPException
+
+from .requestid import request_id
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,13 @@ STORAGE_FAILURES = {
 }
 
 
+def error_code(exc):
+    """The ``error`` code the client is answered with for an APIError or an HTTPException."""
+    if isinstance(exc, APIError):
+        return exc.error
+    return HTTP_ERROR_CODES.get(exc.code, "http_error")
+
+
 def _api_error(exc):
     response = jsonify(exc.to_dict())
     response.status_code = exc.status
@@ -82,9 +91,7 @@ def _api_error(exc):
 def _http_error(exc):
     if exc.code is None or exc.code < 400:  # redirects such as a missing trailing slash
         return exc
-    response = jsonify(
-        error=HTTP_ERROR_CODES.get(exc.code, "http_error"), message=exc.description
-    )
+    response = jsonify(error=error_code(exc), message=exc.description)
     response.status_code = exc.code
     if exc.code == 405:
         response.headers["Allow"] = ", ".join(exc.valid_methods or ())
@@ -92,7 +99,9 @@ def _http_error(exc):
 
 
 def _server_error(exc):
-    log.exception("unhandled error")
+    log.exception("unhandled error", extra={"fields": {
+        "method": request.method, "path": request.path, "request_id": request_id(),
+    }})
     response = jsonify(error="internal_error", message="the server failed to handle the request")
     response.status_code = 500
     return response

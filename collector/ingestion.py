@@ -83,6 +83,7 @@ class Batch:
     partial: bool = False
     idempotency_key: str | None = None
     request_hash: str | None = None  # the body and mode an idempotency key stands for
+    count: int = 0  # records decoded from the body
     rows: list = field(default_factory=list)
     rejected: dict = field(default_factory=dict)
     result: IngestResult | None = None
@@ -230,6 +231,7 @@ def _lead(config):
 def _prepare(batch, config):
     records = batch.read_records()
     batch.read_records = None  # let the request body go as soon as it is decoded
+    batch.count = len(records)
     if not records:
         raise APIError(400, "empty_batch", "the batch holds no records")
     if len(records) > config["MAX_BATCH_RECORDS"]:

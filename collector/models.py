@@ -75,6 +75,11 @@ class LogRecord(BaseModel):
         return [event_id for (event_id,) in found]
 
     @classmethod
+    def newest_received_at(cls):
+        """When the newest stored record was received (microseconds), or None when none is."""
+        return cls.select(cls.received_at).order_by(cls.id.desc()).limit(1).scalar()
+
+    @classmethod
     def get_document(cls, record_id):
         """The record with ``record_id`` as its JSON document, or None when absent."""
         columns = [getattr(cls, name) for name in cls.INSERT_COLUMNS]

@@ -171,3 +171,34 @@ def post_fixed_batches(port, client, batches, results):
     ]
     connection.close()
     results.put(statuses)
+
+
+def test_slow_clients_get_408_and_do_not_hold_the_workers(tmp_path):
+    """More stalled uploads than the server has threads: each gets a 408, others still get in."""
+    env = {"WORKERS": "2", "THREADS": "4", "BODY_READ_TIMEOUT": "1"}
+    with Server(tmp_path, tmp_path / "collector.db", env=env) as server:
+        stalled = []
+        for _ in range(12):  # more than the 8 threads of the two workers
+            sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            sock.sendall(b"POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 1000\r\n\r\n[{")
+            stalled.append(sock)
+        dripping = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        dripping.sendall(b"POST /ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 1000\r\n\r\n")
+        started = time.monotonic()
+        for _ in range(6):  # a byte every 0.3 s: never idle long, never done
+            dripping.sendall(b" ")
+            time.sleep(0.3)
+
+        status, _ = request(server.port, "POST", "/ingest",
+                            orjson.dumps({"service": "a", "severity": "INFO", "message": "m"}),
+                            {"Content-Type": "application/json"})
+        assert status == 201
+        assert time.monotonic() - started < 10
+        for sock in stalled + [dripping]:
+            response = http.client.HTTPResponse(sock)
+            response.begin()
+            assert response.status == 408
+            assert orjson.loads(response.read())["error"] == "request_timeout"
+            sock.close()

@@ -2,13 +2,17 @@
 
 import functools
 import hashlib
+import time
 
 from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import ClientDisconnected
+from werkzeug.exceptions import HTTPException
 
 from . import reject_unknown_params
-from ..decoding import decode_records
-from ..errors import APIError
+from ..decoding import decode_records, format_name
+from ..errors import APIError, error_code
 from ..ingestion import Batch, ingest
+from ..metrics import count_refused, count_stored
 
 bp = Blueprint("ingest", __name__)
 
@@ -26,10 +30,22 @@ def ingest_request(decoder):
 
     Every ingest format's view calls this with its decoder, which takes the
     body, Content-Type, Content-Encoding and the size limit: the mode, the
-    Idempotency-Key and the answer are the same for all of them.
+    Idempotency-Key, the answer and the metrics are the same for all of them.
     """
+    batch = None
+    try:
+        batch = _batch(decoder)
+        result = ingest(batch)
+    except (APIError, HTTPException) as exc:
+        count_refused(error_code(exc), batch.count if batch else 0)
+        raise
+    count_stored(format_name(request.mimetype) or "other", result)
+    return _answer(result, batch.partial)
+
+
+def _batch(decoder):
     partial = _partial_mode()
-    body = request.get_data(cache=False)
+    body = read_body(current_app.config["BODY_READ_TIMEOUT"])
     # The body is read here, since clients may be slow, but decoded in the
     # worker's write queue, possibly by another thread: bind its inputs now.
     batch = Batch(
@@ -45,8 +61,10 @@ def ingest_request(decoder):
     )
     if batch.idempotency_key:
         batch.request_hash = _request_hash(body, partial)
-    result = ingest(batch)
+    return batch
 
+
+def _answer(result, partial):
     answer = {
         "accepted": len(result.rows),
         "duplicates": result.duplicates,
@@ -66,6 +84,35 @@ def ingest_request(decoder):
     if result.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response
+
+
+def read_body(seconds):
+    """The request body, read within ``seconds`` in all, or a 408.
+
+    A client that sends its body slowly, or not at all, would otherwise hold a
+    worker thread for as long as it likes. gunicorn hands the client's socket
+    over in the environ; its timeout bounds each wait for more bytes.
+    """
+    sock = request.environ.get("gunicorn.socket")
+    deadline = time.monotonic() + seconds
+    chunks = []
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            if sock is not None:
+                sock.settimeout(remaining)
+            chunk = request.stream.read(64 * 1024)
+            if not chunk:
+                return b"".join(chunks)
+            chunks.append(chunk)
+    except (TimeoutError, OSError, ClientDisconnected):  # werkzeug's word for a failed read
+        raise APIError(408, "request_timeout",
+                       f"the request body did not arrive within {seconds:g} s") from None
+    finally:
+        if sock is not None:
+            sock.settimeout(None)
 
 
 def _partial_mode():
