@@ -117,6 +117,9 @@ class ServerConfig:
         self.PORT = _integer(env, "PORT", 8000, minimum=0, maximum=65535)
         self.WORKERS = _integer(env, "WORKERS", max(2, os.cpu_count() or 1), minimum=1)
         self.THREADS = _integer(env, "THREADS", 8, minimum=1)
+        # Clients a worker holds at once (THREADS being served, the rest waiting);
+        # past it, connections wait in the kernel's listen backlog.
+        self.WORKER_CONNECTIONS = _integer(env, "WORKER_CONNECTIONS", 1000, minimum=1)
         self.TIMEOUT = _integer(env, "WORKER_TIMEOUT", 30, minimum=1)
         self.LOG_LEVEL = env.get("LOG_LEVEL", "info").lower()
         if self.LOG_LEVEL not in ("debug", "info", "warning", "error", "critical"):

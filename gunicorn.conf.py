@@ -51,6 +51,7 @@ backlog = 2048
 workers = _server.WORKERS
 worker_class = "gthread"
 threads = _server.THREADS
+worker_connections = _server.WORKER_CONNECTIONS
 timeout = _server.TIMEOUT
 graceful_timeout = 30
 keepalive = 5

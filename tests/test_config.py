@@ -22,6 +22,7 @@ def test_defaults():
     server = ServerConfig({})
     assert (server.HOST, server.PORT) == ("127.0.0.1", 8000)
     assert server.WORKERS >= 2
+    assert (server.THREADS, server.WORKER_CONNECTIONS) == (8, 1000)
 
 
 def test_values_from_the_environment():
@@ -50,7 +51,9 @@ def test_invalid_setting_is_named(environ, named):
 
 
 @pytest.mark.parametrize(
-    "environ, named", [({"PORT": "http"}, "PORT"), ({"LOG_LEVEL": "loud"}, "LOG_LEVEL")]
+    "environ, named",
+    [({"PORT": "http"}, "PORT"), ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
+     ({"WORKER_CONNECTIONS": "0"}, "WORKER_CONNECTIONS"), ({"THREADS": "many"}, "THREADS")],
 )
 def test_invalid_server_setting_is_named(environ, named):
     with pytest.raises(ConfigError, match=named):

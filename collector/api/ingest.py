@@ -5,8 +5,7 @@ import hashlib
 import time
 
 from flask import Blueprint, current_app, jsonify, request
-from werkzeug.exceptions import ClientDisconnected
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import ClientDisconnected, HTTPException
 
 from . import reject_unknown_params
 from ..decoding import decode_records, format_name
