@@ -24,8 +24,9 @@ BATCH = 50
 
 
 def keep_posting(port, client, stop, results):
-    """Post numbered batches until ``stop`` is set; report the acknowledged batches' numbers."""
-    number, acknowledged = 0, []
+    """Post numbered batches until ``stop`` is set; report the acknowledged batches' numbers
+    and how many requests got no answer."""
+    number, acknowledged, unanswered = 0, [], 0
     connection = None
     while not stop.is_set():
         number += 1
@@ -39,13 +40,14 @@ def keep_posting(port, client, stop, results):
             response.read()
         except (OSError, http.client.HTTPException):
             connection = None  # the worker died under us: this batch is unacknowledged
+            unanswered += 1
             time.sleep(0.05)
             continue
         if 200 <= response.status < 300:
             acknowledged.append(f"{client}-{number}")
         elif response.status >= 500 and response.status != 503:
             acknowledged.append(f"error {response.status}")
-    results.put(acknowledged)
+    results.put((acknowledged, unanswered))
 
 
 def start_clients(port, count=3):
@@ -61,9 +63,12 @@ def start_clients(port, count=3):
 def stop_clients(stop, results, clients):
     """Stop the clients; every batch they had acknowledged."""
     stop.set()
-    batches = [batch for _ in clients for batch in results.get(timeout=30)]
+    reports = [results.get(timeout=30) for _ in clients]
     for client in clients:
         client.join(timeout=30)
+    batches = [batch for acknowledged, _ in reports for batch in acknowledged]
+    print(f"\n{len(batches) + sum(n for _, n in reports)} requests, {len(batches)} acknowledged"
+          f" ({len(batches) * BATCH} records), {sum(n for _, n in reports)} unanswered", end="; ")
     return batches
 
 
@@ -118,6 +123,7 @@ def test_sigkill_of_workers_and_master_loses_no_acknowledged_batch(tmp_path):
     stored = stored_batches(db_path)
     assert all(stored.get(batch) == BATCH for batch in batches), "an acknowledged batch is missing"
     assert set(stored.values()) == {BATCH}, "a batch is partly stored"
+    print(f"{sum(stored.values())} records stored, every acknowledged one found; {kills} kills")
     assert_resumes(tmp_path, db_path)
 
 
@@ -137,4 +143,5 @@ def test_sigterm_lets_in_flight_batches_finish(tmp_path):
     stored = stored_batches(db_path)
     assert all(stored.get(batch) == BATCH for batch in batches)
     assert set(stored.values()) == {BATCH}
+    print(f"{sum(stored.values())} records stored after SIGTERM, every acknowledged one found")
     assert_resumes(tmp_path, db_path)
