@@ -109,7 +109,9 @@ class Timestamp(RecordField):
         if kind is str:
             micros = parse_rfc3339(value)
         elif kind is int or kind is float:
-            micros = round(value * 1_000_000)
+            # Clamped first (a float like 1e300 would overflow as microseconds);
+            # the clamped value still fails the range checks below.
+            micros = round(min(max(value, -1), 1e12) * 1_000_000)
         else:
             raise _type_error(value, "timestamp (RFC 3339 string or epoch seconds)")
         if micros < 0:

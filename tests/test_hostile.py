@@ -91,6 +91,10 @@ CASES = [
     ("timestamp far beyond 64 bits", "POST", JSON, {}, b'[{"service": "a", "severity": "INFO",'
      b' "message": "m", "timestamp": 1000000000000000000000000000000}]', 422,
      "validation_failed"),
+    ("timestamp 1e300", "POST", JSON, {}, b'[{"service": "a", "severity": "INFO",'
+     b' "message": "m", "timestamp": 1e300}]', 422, "validation_failed"),
+    ("timestamp -1e300", "POST", JSON, {}, b'[{"service": "a", "severity": "INFO",'
+     b' "message": "m", "timestamp": -1e300}]', 422, "validation_failed"),
     ("year 0", "POST", JSON, {}, with_fields(timestamp="0000-01-01T00:00:00Z"), 422,
      "validation_failed"),
     ("unknown field", "POST", JSON, {}, with_fields(level="INFO"), 422, "validation_failed"),
