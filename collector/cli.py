@@ -1,5 +1,6 @@
 """Command-line tasks: ``flask --app wsgi <command>``."""
 
+import io
 import sys
 import time
 
@@ -14,11 +15,12 @@ from config import ConfigError
 from . import maintenance
 from .db import database
 from .errors import APIError, StorageUnavailable
-from .export import export_stream
+from .export import ndjson_stream
 from .maintenance import megabytes
 from .migrations import LATEST_VERSION, migrate
 from .query import EXPORT_SCHEMA, load_params
 from .retention import Retention
+from .search import count_matching, export_documents
 from .times import format_micros, now_micros
 
 
@@ -50,11 +52,20 @@ def export_command(compress, **filters):
         params = load_params(EXPORT_SCHEMA, args)
     except APIError as exc:
         raise click.UsageError(exc.message) from None
+    started, size = time.monotonic(), 0
     out = sys.stdout.buffer
     with database.connection_context():
-        for chunk in export_stream(params, compress):
-            out.write(chunk)
+        # stdout is the data: the bar and the summary go to stderr, the bar only
+        # to a terminal (elsewhere it still counts, into the void).
+        screen = sys.stderr if sys.stderr.isatty() else io.StringIO()
+        with tqdm(export_documents(params), total=count_matching(params), unit="record",
+                  unit_scale=True, file=screen) as bar:
+            for chunk in ndjson_stream(bar, compress):
+                out.write(chunk)
+                size += len(chunk)
     out.flush()
+    click.echo(f"exported {bar.n:,} records, {size / 1e6:,.1f} MB"
+               f"{' gzipped' if compress else ''}, in {time.monotonic() - started:.1f} s", err=True)
 
 
 @click.command("prune")

@@ -1,16 +1,14 @@
-"""Matching records as an NDJSON byte stream, optionally gzip-compressed: the hand-off
-to downstream stores, shared by GET /logs/export and `flask export`."""
+"""Records as an NDJSON byte stream, optionally gzip-compressed: the hand-off to
+downstream stores, shared by GET /logs/export and `flask export`."""
 
 import zlib
 
 import orjson
 
-from .search import export_documents
 
-
-def export_stream(params, compress=False):
-    """Yield the NDJSON bytes of every record matching ``params``, in constant memory."""
-    lines = (orjson.dumps(document) + b"\n" for document in export_documents(params))
+def ndjson_stream(documents, compress=False):
+    """Yield the NDJSON bytes of ``documents``, one at a time: constant memory."""
+    lines = (orjson.dumps(document) + b"\n" for document in documents)
     return _gzip(lines) if compress else lines
 
 

@@ -172,6 +172,11 @@ def count(params):
     }
 
 
+def count_matching(params):
+    """How many records match the filters in ``params``."""
+    return _run(count_query(params, now_micros()).tuples())[0][0]
+
+
 def count_query(params, now):
     """The grouped COUNT query behind ``count``."""
     # The time bucket groups last: rows come from the (severity_rank | service,

@@ -372,6 +372,7 @@ def test_export_command(runner, client, corpus):
                                  "--min-severity", "error"])
     assert result.exit_code == 0, result.output
     assert [orjson.loads(line)["id"] for line in result.stdout_bytes.splitlines()] == [3, 9]
+    assert "exported 2 records" in result.stderr
     refused = runner.invoke(args=["export", "--since", "last tuesday"])
     assert refused.exit_code == 2
     assert "since" in refused.output

@@ -5,10 +5,10 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from ..errors import APIError
-from ..export import export_stream
+from ..export import ndjson_stream
 from ..models import LogRecord
 from ..query import EXPORT_SCHEMA, PAGE_SCHEMA, STATS_SCHEMA, load_params, query_fingerprint
-from ..search import count, find_page, follow
+from ..search import count, export_documents, find_page, follow
 
 bp = Blueprint("logs", __name__)
 
@@ -45,7 +45,7 @@ def export_logs():
     """Stream every matching record as NDJSON, gzip-compressed when the client accepts it."""
     params = load_params(EXPORT_SCHEMA, request.args)
     compress = bool(request.accept_encodings["gzip"])
-    response = Response(stream_with_context(export_stream(params, compress)),
+    response = Response(stream_with_context(ndjson_stream(export_documents(params), compress)),
                         mimetype="application/x-ndjson", headers={"Vary": "Accept-Encoding"})
     if compress:
         response.headers["Content-Encoding"] = "gzip"
