@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
 .DEFAULT_GOAL := help
-.PHONY: help run migrate test bench export prune backup restore stats clean
+.PHONY: help run migrate test bench export prune backup restore stats lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ restore: $(BIN)/.installed ## replace the database with the backup FILE=...; sto
 
 stats: $(BIN)/.installed ## records, size on disk, time span, counts per service and severity
 	@$(FLASK) stats
+
+lint: $(BIN)/.installed ## check the code with ruff (pyproject.toml has its rules)
+	$(BIN)/ruff check .
 
 clean: ## remove the venv and caches (keeps data/)
 	rm -rf $(VENV) .pytest_cache

@@ -95,14 +95,14 @@ def synthetic_corpus(rng, missing):
 def generate(count, corpus, seed=0):
     """``count`` records as a client would send them, reproducible for a given ``seed``."""
     rng = random.Random(seed)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     services = rng.choices(SERVICES, SERVICE_WEIGHTS, k=count)
     severities = rng.choices(SEVERITIES, SEVERITY_WEIGHTS, k=count)
     # Oldest first: a shipper's batch covers a stretch of time in order, and the pool the
     # batches are cut from covers the last week.
     ages = sorted((rng.uniform(0, ONE_WEEK) for _ in range(count)), reverse=True)
     records = []
-    for service, severity, age in zip(services, severities, ages):
+    for service, severity, age in zip(services, severities, ages, strict=True):
         system, component, message = rng.choice(corpus.lines)
         moment = now - dt.timedelta(seconds=age)
         record = {

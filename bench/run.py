@@ -47,7 +47,8 @@ SECTIONS = (
     ("growth", "Growth: 1,000-record batches once the table is large", ingest.growth),
     ("memory", "Memory: worker peak RSS with the largest batches", ingest.memory),
     ("fts_cost", "What the full-text index costs ingest (raw inserts)", queries.fts_cost),
-    ("queries", "Search: median in-process latency of the main query shapes", queries.query_figures),
+    ("queries", "Search: median in-process latency of the main query shapes",
+     queries.query_figures),
 )
 
 
@@ -95,10 +96,10 @@ def main():
             table.append((title, rows))
 
     wall = time.time() - started
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     path = settings.results_dir / f"bench-{stamp}.json"
     write_json(path, {
-        "started_at": dt.datetime.fromtimestamp(started, dt.timezone.utc).isoformat(),
+        "started_at": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(),
         "wall_seconds": wall,
         "environment": environment,
         "sections": bench.results,

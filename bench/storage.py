@@ -13,14 +13,13 @@ import sqlite3
 import time
 from contextlib import closing
 
-from config import Config
-
 from collector import db
 from collector.ingestion import normalize, validate
 from collector.migrations import migrate
 from collector.models import LogRecord
 from collector.schemas import record_schema
 from collector.times import now_micros
+from config import Config
 
 from .report import Row
 

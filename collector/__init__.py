@@ -5,10 +5,14 @@ from flask import Flask
 from config import Config
 
 from . import db, metrics, requestid
-from .api import health, ingest, logs
+from .api import docs, health, ingest, logs
 from .api import metrics as metrics_api
 from .cli import (
-    backup_command, export_command, migrate_command, prune_command, restore_command,
+    backup_command,
+    export_command,
+    migrate_command,
+    prune_command,
+    restore_command,
     stats_command,
 )
 from .errors import register_error_handlers
@@ -37,6 +41,7 @@ def create_app(overrides=None):
     app.register_blueprint(ingest.bp)  # POST /ingest
     app.register_blueprint(logs.bp)  # GET /logs/<id>
     app.register_blueprint(metrics_api.bp)  # GET /metrics
+    app.register_blueprint(docs.bp)  # GET /openapi.json, /docs (Swagger UI)
 
     app.cli.add_command(migrate_command)
     app.cli.add_command(export_command)

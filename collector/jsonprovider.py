@@ -18,4 +18,5 @@ class OrjsonProvider(JSONProvider):
 
     def response(self, *args, **kwargs):
         obj = self._prepare_response_obj(args, kwargs)
-        return self._app.response_class(orjson.dumps(obj, option=_OPTIONS), mimetype="application/json")
+        body = orjson.dumps(obj, option=_OPTIONS)
+        return self._app.response_class(body, mimetype="application/json")

@@ -160,7 +160,7 @@ def backup(database_path, directory, on_progress=lambda copied, total: None):
     backup API a step of pages at a time: in WAL mode a reader does not block
     writers, so ingest goes on meanwhile.
     """
-    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     target = Path(directory) / f"collector-{stamp}.db"
     if target.exists():
         raise MaintenanceError(f"{target} already exists; try again in a second")
@@ -296,7 +296,8 @@ def stats(database_path):
         wal_bytes=_file_size(f"{database_path}-wal"),
         free_bytes=_pragma("freelist_count") * _pragma("page_size"),
         per_service=database.execute_sql(
-            "SELECT service, COUNT(*) AS n FROM log_record GROUP BY service ORDER BY n DESC, service"
+            "SELECT service, COUNT(*) AS n FROM log_record"
+            " GROUP BY service ORDER BY n DESC, service"
         ).fetchall(),
         per_severity=database.execute_sql(
             "SELECT severity, COUNT(*) FROM log_record GROUP BY severity_rank, severity"

@@ -23,6 +23,7 @@ from .errors import APIError
 from .schemas import BoundedString, HexId, RecordField, Severity, parse_rfc3339
 
 _RELATIVE = re.compile(r"(\d{1,9})([smhdw])")
+_MAX_AGO = 2**62  # microseconds, about 146,000 years
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _ATTRIBUTE_KEY = re.compile(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*\Z")
 _FTS_OPERATORS = ("OR", "NOT")
@@ -51,7 +52,9 @@ class TimeBound(RecordField):
         relative = _RELATIVE.fullmatch(value)
         if relative:
             amount, unit = relative.groups()
-            return Ago(int(amount) * _UNIT_SECONDS[unit] * 1_000_000)
+            # Clamped so that now minus it still fits SQLite's 64-bit integers
+            # (999999999w is some 1.9e7 years): it means "from the beginning".
+            return Ago(min(int(amount) * _UNIT_SECONDS[unit] * 1_000_000, _MAX_AGO))
         try:
             return parse_rfc3339(value)
         except ValidationError:

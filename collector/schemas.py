@@ -14,6 +14,7 @@ from marshmallow import RAISE, Schema, ValidationError, fields
 
 from .severity import CANONICAL, RANKS
 from .times import to_micros
+
 _HEX = re.compile(r"[0-9a-fA-F]+")
 
 
@@ -24,7 +25,7 @@ def parse_rfc3339(text):
     except ValueError:
         raise ValidationError(f"Not an RFC 3339 timestamp: {text[:40]!r}.") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.timezone.utc)
+        moment = moment.replace(tzinfo=dt.UTC)
     return to_micros(moment)
 
 
@@ -166,7 +167,7 @@ class Attributes(RecordField):
     def _check_shape(self, value):
         keys = 0
         level = [value]
-        for depth in range(1, self.max_depth + 1):
+        for _level in range(self.max_depth):
             nested = []
             for container in level:
                 children = container.values() if container.__class__ is dict else container

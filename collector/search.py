@@ -22,7 +22,9 @@ R = LogRecord
 _COLUMNS = [R.id] + [getattr(R, name) for name in R.INSERT_COLUMNS]
 _LEVELS = {rank: name for name, rank in RANKS.items()}
 _FTS_MATCH = "(SELECT rowid FROM log_record_fts WHERE log_record_fts MATCH ?)"
-_FTS_COUNT = "SELECT count(*) FROM (SELECT 1 FROM log_record_fts WHERE log_record_fts MATCH ? LIMIT ?)"
+_FTS_COUNT = (
+    "SELECT count(*) FROM (SELECT 1 FROM log_record_fts WHERE log_record_fts MATCH ? LIMIT ?)"
+)
 # Past this many matches a term counts as common (see _full_text_clause).
 COMMON_TERM_MATCHES = 5000
 FOLLOW_POLL_SECONDS = 0.2

@@ -26,7 +26,8 @@ def test_defaults():
 
 
 def test_values_from_the_environment():
-    config = Config({"MAX_BATCH_RECORDS": "500", "SQLITE_SYNCHRONOUS": "full", "WRITE_LOCK_TIMEOUT": "0.5"})
+    config = Config({"MAX_BATCH_RECORDS": "500", "SQLITE_SYNCHRONOUS": "full",
+                     "WRITE_LOCK_TIMEOUT": "0.5"})
     assert config.MAX_BATCH_RECORDS == 500
     assert config.SQLITE_SYNCHRONOUS == "FULL"
     assert config.WRITE_LOCK_TIMEOUT == 0.5
@@ -71,7 +72,8 @@ def test_gunicorn_config_is_valid():
 def test_gunicorn_refuses_to_start_with_an_invalid_setting():
     result = subprocess.run(
         [Path(sys.executable).with_name("gunicorn"), "--check-config", "-c", "gunicorn.conf.py"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, env={"PATH": "/usr/bin:/bin", "WORKERS": "none"},
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "WORKERS": "none"},
     )
     assert result.returncode != 0
     assert "WORKERS" in result.stderr

@@ -156,7 +156,8 @@ def test_followers_and_full_speed_ingest_coexist(server):
 
     assert statuses == [201] * (clients * batches)
     for seen in follows:
-        assert seen == list(range(1, expected + 1)), "each follower sees every record once, in order"
+        # each follower sees every record once, in order
+        assert seen == list(range(1, expected + 1))
 
 
 def post_fixed_batches(port, client, batches, results):

@@ -46,7 +46,8 @@ def test_readyz_fails_below_the_disk_floor(make_app):
 def test_readyz_names_an_unwritable_database(client, monkeypatch, db_path):
     real_access = os.access
     monkeypatch.setattr(
-        os, "access", lambda path, mode: False if str(path) == str(db_path) else real_access(path, mode)
+        os, "access",
+        lambda path, mode: False if str(path) == str(db_path) else real_access(path, mode),
     )
     response = client.get("/readyz")
     assert response.status_code == 503

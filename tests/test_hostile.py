@@ -9,7 +9,6 @@ import zlib
 
 import orjson
 import pytest
-
 from helpers import record
 
 JSON = "application/json"

@@ -7,11 +7,11 @@ import zlib
 
 import orjson
 import pytest
+from helpers import record
 
 from collector import db, ingestion
 from collector.errors import ValidationFailed
 from collector.models import LogRecord
-from helpers import record
 
 
 def post(client, body, content_type="application/json", path="/ingest", **headers):
@@ -237,7 +237,8 @@ def test_gzip_bomb_is_refused_without_inflating_it(make_app, stored_count):
     client = make_app(MAX_BODY_BYTES=64 * 1024).test_client()
     bomb = gzip.compress(b"[" + b" " * (50 * 1024 * 1024) + b"]")
     assert len(bomb) < 64 * 1024
-    body = assert_error(post(client, bomb, **{"Content-Encoding": "gzip"}), 413, "payload_too_large")
+    response = post(client, bomb, **{"Content-Encoding": "gzip"})
+    body = assert_error(response, 413, "payload_too_large")
     assert "decompressed" in body["message"]
     assert stored_count() == 0
 

@@ -6,10 +6,10 @@ import re
 
 import orjson
 import pytest
+from helpers import record
 
 from bench.server import Server
 from collector.jsonlog import JsonFormatter
-from helpers import record
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 
@@ -111,7 +111,8 @@ def test_gunicorn_writes_json_lines_with_request_ids_and_no_probes(tmp_path):
 
 @pytest.mark.e2e
 def test_access_log_off_writes_no_access_lines(tmp_path):
-    with Server(tmp_path, tmp_path / "collector.db", env={"WORKERS": "1"}) as server:  # ACCESS_LOG=0
+    # ACCESS_LOG=0
+    with Server(tmp_path, tmp_path / "collector.db", env={"WORKERS": "1"}) as server:
         assert send(server.port, "GET", "/logs/1")[0] == 404
     lines = [orjson.loads(line) for line in server.log_path.read_text().splitlines()]
     assert lines and not [line for line in lines if line["logger"] == "gunicorn.access"]

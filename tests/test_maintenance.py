@@ -11,6 +11,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 import pytest
+from helpers import record
 
 from collector import maintenance
 from collector.db import database
@@ -19,7 +20,6 @@ from collector.retention import MICROS_PER_DAY, Retention, parse_rules
 from collector.severity import RANKS
 from collector.times import now_micros
 from config import Config, ConfigError
-from helpers import record
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY = 86_400
@@ -199,8 +199,9 @@ def test_prune_deletes_what_is_past_its_retention(make_app, db_path):
     summary = result.output.strip().splitlines()[-1]
     assert summary.startswith("pruned 4 records in 1 transactions;")
     # The full-text index lost the deleted messages with them.
-    assert query(db_path, "SELECT COUNT(*) FROM log_record_fts WHERE log_record_fts MATCH 'drop'") == [(0,)]
-    assert query(db_path, "SELECT COUNT(*) FROM log_record_fts WHERE log_record_fts MATCH 'keep'") == [(5,)]
+    matches = "SELECT COUNT(*) FROM log_record_fts WHERE log_record_fts MATCH '{}'"
+    assert query(db_path, matches.format("drop")) == [(0,)]
+    assert query(db_path, matches.format("keep")) == [(5,)]
 
 
 def test_prune_with_nothing_expired_deletes_nothing(make_app, db_path):

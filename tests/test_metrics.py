@@ -7,10 +7,10 @@ import time
 
 import orjson
 import pytest
+from helpers import record
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.server import Server
-from helpers import record
 
 
 def samples(text):
@@ -39,8 +39,8 @@ def test_counters_move_by_what_was_ingested(client):
     client.post("/ingest", json=[record(), record()])
     client.post("/ingest", data=b'{"service":"a","severity":"INFO","message":"m"}\n',
                 content_type="application/x-ndjson")
-    client.post("/ingest", json=[record(event_id="e1"), record(event_id="e1"), record(severity="?")],
-                query_string={"mode": "partial"})
+    client.post("/ingest", query_string={"mode": "partial"},
+                json=[record(event_id="e1"), record(event_id="e1"), record(severity="?")])
     client.post("/ingest", json=[record(), record(severity="?")])  # atomic: nothing stored
     client.post("/ingest", data=b"not json", content_type="application/json")
     after = scrape(client)

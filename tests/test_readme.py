@@ -28,7 +28,8 @@ def test_every_curl_example_works_verbatim(tmp_path):
     assert len(EXAMPLES) >= 8
     with Server(tmp_path, tmp_path / "collector.db") as server:
         for block in EXAMPLES:
-            script = "set -e -o pipefail\n" + block.replace("localhost:8000", f"127.0.0.1:{server.port}")
+            here = f"127.0.0.1:{server.port}"
+            script = "set -e -o pipefail\n" + block.replace("localhost:8000", here)
             result = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True,
                                     text=True, timeout=60)
             assert result.returncode == 0, (block, result.stderr)

@@ -4,11 +4,11 @@ import time
 
 import orjson
 import pytest
+from helpers import record
 from marshmallow import ValidationError
 
 from collector.schemas import record_schema
 from config import Config
-from helpers import record
 
 LIMITS = Config({}).as_dict()
 SCHEMA = record_schema(LIMITS)
@@ -115,7 +115,8 @@ def test_timestamp_within_the_allowed_skew_is_accepted():
         ({"attributes": {"a": {"b": {"c": {"d": {"e": {}}}}}}}, "attributes", "deeper than 5"),
         ({"attributes": {"a": [[[[[1]]]]]}}, "attributes", "deeper than 5"),
         ({"attributes": {f"k{i}": i for i in range(65)}}, "attributes", "More than 64 keys"),
-        ({"attributes": {"a": [{f"k{i}": i} for i in range(64)]}}, "attributes", "More than 64 keys"),
+        ({"attributes": {"a": [{f"k{i}": i} for i in range(64)]}}, "attributes",
+         "More than 64 keys"),
         ({"attributes": {"blob": "x" * 16 * 1024}}, "attributes", "Longer than 16384 bytes"),
         # unknown fields are named
         ({"level": "INFO"}, "level", "Unknown field"),
@@ -154,7 +155,8 @@ def test_optional_fields_are_normalized():
     assert loaded["host"] == "web-1"
     assert loaded["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
     assert loaded["span_id"] == "00f067aa0ba902b7"
-    assert orjson.loads(loaded["attributes"]) == {"user": {"id": 7, "roles": ["a", "b"]}, "ok": True}
+    expected = {"user": {"id": 7, "roles": ["a", "b"]}, "ok": True}
+    assert orjson.loads(loaded["attributes"]) == expected
 
 
 def test_attributes_at_the_limits_are_accepted():

@@ -6,6 +6,7 @@ import time
 
 import orjson
 import pytest
+from helpers import record
 from werkzeug.datastructures import MultiDict
 
 from collector import search
@@ -13,7 +14,6 @@ from collector.db import database
 from collector.query import PAGE_SCHEMA, STATS_SCHEMA, load_params
 from collector.search import count_query, page_query
 from collector.times import now_micros
-from helpers import record
 
 NOW = time.time()
 
@@ -36,7 +36,8 @@ def corpus(client):
     now = time.time() + 30
     ingest(client, [
         record(service="api", severity="INFO", message="GET /orders 200 in 12 ms",
-               timestamp=now - 600, host="web-1", attributes={"status": 200, "user": {"name": "ann"}}),
+               timestamp=now - 600, host="web-1",
+               attributes={"status": 200, "user": {"name": "ann"}}),
         record(service="api", severity="WARN", message="slow query on orders table",
                timestamp=now - 540, host="web-2", attributes={"status": 200}),
         record(service="billing", severity="ERROR", message="payment declined for invoice 42",
@@ -389,7 +390,8 @@ def plan(query):
 
 
 def page_plan(query, position=None):
-    params = load_params(PAGE_SCHEMA, MultiDict([tuple(kv.split("=", 1)) for kv in query.split("&")]))
+    pairs = [tuple(kv.split("=", 1)) for kv in query.split("&")]
+    params = load_params(PAGE_SCHEMA, MultiDict(pairs))
     return plan(page_query(params, now_micros(), 10**9, params["order"], position, 101))
 
 

@@ -3,12 +3,12 @@
 import sqlite3
 
 import pytest
+from helpers import record
 
 from collector import create_app
 from collector.db import database, write_transaction
 from collector.migrations import LATEST_VERSION, MIGRATIONS, current_version, migrate
 from collector.models import LogRecord
-from helpers import record
 
 
 def fts_matches(db_path, query):
@@ -36,12 +36,14 @@ def test_migrate_command(runner, db_path):
 def test_an_older_database_is_upgraded_with_its_data(tmp_path):
     path = tmp_path / "old.db"
     with sqlite3.connect(path) as db:  # a database as release 1 left it
-        db.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
+        db.execute("CREATE TABLE schema_version"
+                   " (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)")
         for statement in MIGRATIONS[0][2]:
             db.execute(statement)
         db.execute("INSERT INTO schema_version VALUES (1, 0)")
         db.execute(
-            "INSERT INTO log_record (received_at, timestamp, service, severity, severity_rank, message)"
+            "INSERT INTO log_record"
+            " (received_at, timestamp, service, severity, severity_rank, message)"
             " VALUES (1, 1, 'legacy', 'INFO', 30, 'written before the upgrade')"
         )
     app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{path}"})
@@ -99,4 +101,5 @@ def test_deleted_records_leave_the_full_text_index(client, db_path):
         db.execute("DELETE FROM log_record")
     assert fts_matches(db_path, "ephemeral") == 0
     with sqlite3.connect(db_path) as db:
-        db.execute("INSERT INTO log_record_fts (log_record_fts, rank) VALUES ('integrity-check', 1)")
+        db.execute("INSERT INTO log_record_fts (log_record_fts, rank)"
+                   " VALUES ('integrity-check', 1)")

@@ -7,11 +7,11 @@ import time
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
-from . import reject_unknown_params
 from ..decoding import decode_records, format_name
 from ..errors import APIError, error_code
 from ..ingestion import Batch, ingest
 from ..metrics import count_refused, count_stored
+from . import reject_unknown_params
 
 bp = Blueprint("ingest", __name__)
 

@@ -13,7 +13,7 @@ from ..search import count, export_documents, find_page, follow
 bp = Blueprint("logs", __name__)
 
 # SQLite's largest rowid; a larger id in the path cannot exist.
-_MAX_ID = 2**63 - 1
+MAX_RECORD_ID = 2**63 - 1
 
 
 @bp.get("/logs")
@@ -52,7 +52,7 @@ def export_logs():
     return response
 
 
-@bp.get(f"/logs/<int(max={_MAX_ID}):record_id>")
+@bp.get(f"/logs/<int(max={MAX_RECORD_ID}):record_id>")
 def get_record(record_id):
     """One record by id, or 404."""
     document = LogRecord.get_document(record_id)
