@@ -20,6 +20,9 @@ PAGE_SIZE = 4096  # SQLite's default, which the collector keeps
 def pragmas(config):
     """The pragmas set on every new connection."""
     values = {
+        # First, before WAL writes the header: only a new, empty database takes
+        # it. It lets `make prune` give freed pages back to the file system.
+        "auto_vacuum": "incremental",
         "journal_mode": "wal",
         "synchronous": config["SQLITE_SYNCHRONOUS"],
         "foreign_keys": 1,

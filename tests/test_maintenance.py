@@ -256,6 +256,10 @@ def test_prune_of_many_records_keeps_ingest_going(make_app, db_path):
 
 
 def test_prune_truncates_the_wal(make_app, db_path):
+    # A database from before auto_vacuum was set: its file cannot shrink.
+    with closing(sqlite3.connect(db_path)) as connection:
+        connection.execute("PRAGMA journal_mode = wal")
+        connection.execute("CREATE TABLE predates_auto_vacuum (x)")
     app = make_app()
     insert_records(db_path, [("billing", "INFO", 40)] * 2_000)
     assert os.path.getsize(f"{db_path}-wal") > 0
@@ -265,12 +269,9 @@ def test_prune_truncates_the_wal(make_app, db_path):
     assert "free pages kept for new records (auto_vacuum is off" in result.output
 
 
-def test_prune_returns_free_pages_when_auto_vacuum_is_incremental(make_app, db_path):
-    # auto_vacuum only takes effect when set before the first table is created.
-    with closing(sqlite3.connect(db_path)) as connection:
-        connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
-        connection.execute("PRAGMA journal_mode = wal")
-    app = make_app()
+def test_prune_returns_free_pages_of_a_new_database(make_app, db_path):
+    app = make_app()  # the first connection sets auto_vacuum before WAL and the first table
+    assert query(db_path, "PRAGMA auto_vacuum") == [(2,)]
     insert_records(db_path, [("billing", "INFO", 40)] * 5_000)
     size_before = query(db_path, "PRAGMA page_count")[0][0]
 
