@@ -65,9 +65,9 @@ def init_app(app):
 def write_transaction():
     """A write transaction that takes the write lock up front (BEGIN IMMEDIATE).
 
-    Concurrent writers queue in SQLite's busy handler for WRITE_LOCK_TIMEOUT
-    seconds; past that the request answers 503 with Retry-After instead of
-    failing late with "database is locked". A full disk or a read-only file
+    Concurrent writers wait in SQLite's busy handler (which retries, sleeping
+    between tries) for up to WRITE_LOCK_TIMEOUT seconds; past that the request
+    answers 503 with Retry-After instead of failing late with "database is locked". A full disk or a read-only file
     rolls the transaction back and answers 507 or 503 the same way.
     """
     connection = database.connection()

@@ -8,7 +8,7 @@ import time
 
 import peewee as pw
 
-from .db import database
+from .db import database, write_transaction
 
 MIGRATIONS = [
     (
@@ -98,7 +98,7 @@ def migrate():
     for version, _description, statements in MIGRATIONS:
         # One transaction each, re-checked under the write lock so two
         # concurrent runs cannot apply the same migration twice.
-        with database.atomic("IMMEDIATE"):
+        with write_transaction():
             if current_version() >= version:
                 continue
             for statement in statements:
