@@ -67,7 +67,8 @@ def write_transaction():
 
     Concurrent writers wait in SQLite's busy handler (which retries, sleeping
     between tries) for up to WRITE_LOCK_TIMEOUT seconds; past that the request
-    answers 503 with Retry-After instead of failing late with "database is locked". A full disk or a read-only file
+    answers 503 with Retry-After instead of failing late with "database is
+    locked". A full disk or a read-only file
     rolls the transaction back and answers 507 or 503 the same way.
     """
     connection = database.connection()
