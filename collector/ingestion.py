@@ -219,6 +219,8 @@ def _lead(config):
             continue
         group.append(batch)
         rows += len(batch.rows)
+    if not group:  # every batch was refused before storage: no write lock to take
+        return
     try:
         store(group)
     except Exception as exc:  # each batch is atomic: none of the group was stored

@@ -87,16 +87,6 @@ class LogRecord(BaseModel):
         return None if row is None else record_document(record_id, row)
 
 
-class SchemaVersion(BaseModel):
-    """The migrations applied to this database, one row each."""
-
-    version = pw.IntegerField(primary_key=True)
-    applied_at = pw.BigIntegerField()
-
-    class Meta:
-        table_name = "schema_version"
-
-
 class IdempotencyKey(BaseModel):
     """The outcome of an acknowledged batch, by the Idempotency-Key it came with."""
 

@@ -563,3 +563,11 @@ def test_other_database_faults_stay_logged_500s(client, stored_count, monkeypatc
         assert_error(post(client, [record()]), 500, "internal_error")
     assert "no such table: nowhere" in caplog.text
     assert stored_count() == 0
+
+
+def test_a_refused_batch_takes_no_write_lock(client, monkeypatch):
+    transactions = []
+    monkeypatch.setattr(ingestion, "store", transactions.append)
+    assert_error(post(client, [record(severity="LOUD")]), 422, "validation_failed")
+    assert_error(post(client, b"[]"), 400, "empty_batch")
+    assert transactions == []
