@@ -71,6 +71,9 @@ class FullTextQuery(RecordField):
     """
 
     def _deserialize(self, value, attr, data, **kwargs):
+        # FTS5 reads its query as a C string: a NUL would end it mid-phrase. It
+        # separates words in the indexed text anyway, as a space does.
+        value = value.replace("\0", " ")
         if value.count('"') % 2:
             raise ValidationError("Unbalanced double quote.")
         terms = []
@@ -85,7 +88,10 @@ class FullTextQuery(RecordField):
             text = text.rstrip("*") if prefix else text
             if not _WORD.search(text):
                 continue  # nothing searchable: punctuation only
-            terms.append(f'"{text}"' + (" *" if prefix else ""))
+            # A quote inside a word (a"b) is doubled, FTS5's escape: the word stays one
+            # string, never FTS5 syntax (a"message:"b would filter on a column).
+            quoted = text.replace('"', '""')
+            terms.append(f'"{quoted}"' + (" *" if prefix else ""))
         if not terms:
             raise ValidationError("No word to search for.")
         if terms[-1] in _FTS_OPERATORS:
@@ -96,6 +102,9 @@ class FullTextQuery(RecordField):
 # A cursor holds where the previous page ended, the snapshot paging started
 # from (newest id and "now"), and the fingerprint of the query it belongs to.
 _CURSOR_KEYS = ("timestamp", "id", "max_id", "now")
+# Each is an id or a time in microseconds, from 0 to SQLite's largest integer:
+# beyond, a tampered cursor would reach SQLite as a number it cannot bind.
+_CURSOR_MAX = 2**63 - 1
 
 
 class Cursor(RecordField):
@@ -106,7 +115,8 @@ class Cursor(RecordField):
             position = orjson.loads(base64.urlsafe_b64decode(value.encode() + b"=="))
             if not (
                 type(position) is dict
-                and all(type(position.get(key)) is int for key in _CURSOR_KEYS)
+                and all(type(position.get(key)) is int and 0 <= position[key] <= _CURSOR_MAX
+                        for key in _CURSOR_KEYS)
                 and type(position.get("fingerprint")) is str
             ):
                 raise ValueError

@@ -6,6 +6,7 @@ their first page (newest id and "now"), so paging while records arrive neither
 repeats nor skips a record.
 """
 
+import contextlib
 import time
 from dataclasses import dataclass
 
@@ -72,7 +73,9 @@ def _full_text_clause(expression):
     found by walking the time (or service) index newest first and stopping at
     the page's end. The unary + hides the id from the planner to get the latter.
     """
-    matches = _run(database.execute_sql(_FTS_COUNT, (expression, COMMON_TERM_MATCHES)))[0][0]
+    with _fts_errors_are_bad_parameters():  # execute_sql runs the query at once
+        cursor = database.execute_sql(_FTS_COUNT, (expression, COMMON_TERM_MATCHES))
+    matches = cursor.fetchone()[0]
     subquery = pw.SQL(_FTS_MATCH, (expression,))
     if matches < COMMON_TERM_MATCHES:
         return R.id.in_(subquery)
@@ -80,14 +83,20 @@ def _full_text_clause(expression):
 
 
 def _attribute_values(text):
-    """The stored values a query string matches: the string, and the number it spells."""
+    """The stored values a query string matches: the string, and the number it spells.
+
+    An integer beyond 64 bits is stored as a float (JSON numbers are doubles),
+    and could not be bound as an SQLite integer: it is matched as a float.
+    """
     values = [text]
     for number_type in (int, float):
         try:
-            values.append(number_type(text))
-            break
+            number = number_type(text)
         except ValueError:
             continue
+        if number_type is float or -(2**63) <= number < 2**63:
+            values.append(number)
+            break
     return values
 
 
@@ -103,7 +112,7 @@ def find_page(params, fingerprint):
     if cursor:
         if cursor["fingerprint"] != fingerprint:
             raise APIError(400, "invalid_parameter", "cursor: it belongs to another query",
-                           parameter="cursor")
+                           parameter="cursor", errors={"cursor": ["It belongs to another query."]})
         now, max_id = cursor["now"], cursor["max_id"]
     else:
         now, max_id = now_micros(), newest_id()
@@ -214,23 +223,39 @@ def _count_row(row):
 
 
 def export_documents(params, chunk=1000):
-    """Every matching record as a document, read in keyset chunks: constant memory."""
-    now, max_id, position = now_micros(), newest_id(), None
+    """Every matching record as a document, read in keyset chunks: constant memory.
+
+    The first chunk is read at once, so that a query SQLite rejects is a 400
+    before the response starts rather than a stream cut short.
+    """
+    now, max_id = now_micros(), newest_id()
+    rows = _run(page_query(params, now, max_id, params["order"], None, chunk))
+    return _export_chunks(params, now, max_id, rows, chunk)
+
+
+def _export_chunks(params, now, max_id, rows, chunk):
     while True:
-        rows = _run(page_query(params, now, max_id, params["order"], position, chunk))
         yield from _documents(rows)
         if len(rows) < chunk:
             return
         position = {"timestamp": rows[-1][2], "id": rows[-1][0]}
+        rows = _run(page_query(params, now, max_id, params["order"], position, chunk))
 
 
 def _run(query):
     """Run a read query (or iterate a cursor); an FTS5 query SQLite rejects is a 400."""
-    try:
+    with _fts_errors_are_bad_parameters():
         return list(query)
+
+
+@contextlib.contextmanager
+def _fts_errors_are_bad_parameters():
+    try:
+        yield
     except pw.OperationalError as exc:
         if "fts5" in str(exc):
-            raise APIError(400, "invalid_parameter", f"q: {exc}", parameter="q") from None
+            raise APIError(400, "invalid_parameter", f"q: {exc}", parameter="q",
+                           errors={"q": [str(exc)]}) from None
         raise
 
 
