@@ -92,6 +92,8 @@ class Config:
         # Kept as text (the form tests override); parsed here so a bad rule stops start-up.
         self.RETENTION_RULES = env.get("RETENTION_RULES", "").strip()
         parse_rules(self.RETENTION_RULES)
+        # Seconds between automatic prunes, run by one worker at a time (0: off, use make prune).
+        self.PRUNE_INTERVAL = _integer(env, "PRUNE_INTERVAL", 0, minimum=0)
         self.BACKUP_DIR = env.get("BACKUP_DIR", "backups")
 
         # Metrics: set by gunicorn.conf.py (from METRICS_DIR) so that workers add up

@@ -100,3 +100,14 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid, str(_metrics_dir))
+
+
+def post_worker_init(worker):
+    """With PRUNE_INTERVAL set, start the worker's automatic-prune thread on its app.
+
+    Each worker has one; a lock file beside the database lets one prune run per
+    interval across them all (see collector/autoprune.py).
+    """
+    from collector import autoprune
+
+    autoprune.start(worker.wsgi)
