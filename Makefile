@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
 .DEFAULT_GOAL := help
-.PHONY: help run migrate test bench export prune backup restore stats lint clean
+.PHONY: help run migrate test bench export prune backup restore verify key keys revoke stats lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -52,6 +52,30 @@ endif
 endif
 restore: $(BIN)/.installed ## replace the database with the backup FILE=...; stop the collector first
 	@$(FLASK) restore '$(FILE)'
+
+verify: $(BIN)/.installed ## walk the audit hash chain: "intact, N records" or the first record where it breaks
+	@$(FLASK) verify
+
+# Checked before anything is built, so that a bare `make key` or `make revoke` only prints its usage.
+ifneq ($(filter key,$(MAKECMDGOALS)),)
+ifeq ($(and $(NAME),$(SCOPES)),)
+$(error usage: make key NAME=billing SCOPES=ingest [SERVICES=billing,invoices] [RATE=records/s])
+endif
+endif
+ifneq ($(filter revoke,$(MAKECMDGOALS)),)
+ifeq ($(NAME),)
+$(error usage: make revoke NAME=billing)
+endif
+endif
+key: $(BIN)/.installed ## create an API key NAME= SCOPES=ingest,read,admin [SERVICES=] [RATE=]; prints it once
+	@$(FLASK) keys create '$(NAME)' --scopes '$(SCOPES)' $(if $(SERVICES),--services '$(SERVICES)') \
+		$(if $(RATE),--rate-limit '$(RATE)')
+
+keys: $(BIN)/.installed ## list API keys: name, scopes, services, rate, created, last used (never the key)
+	@$(FLASK) keys list
+
+revoke: $(BIN)/.installed ## revoke the API key NAME=...; it stops working at once
+	@$(FLASK) keys revoke '$(NAME)'
 
 stats: $(BIN)/.installed ## records, size on disk, time span, counts per service and severity
 	@$(FLASK) stats

@@ -12,6 +12,16 @@ class ConfigError(ValueError):
     """A setting has a value the collector cannot run with."""
 
 
+DEFAULT_HOST = "127.0.0.1"
+LOOPBACK_HOSTS = ("localhost", "::1", "[::1]")
+
+
+def is_loopback(host):
+    """Whether ``host`` (an address gunicorn binds) is reachable from this machine only."""
+    host = host.strip().lower()
+    return host in LOOPBACK_HOSTS or host.startswith("127.")
+
+
 def _integer(environ, name, default, minimum=None, maximum=None):
     raw = environ.get(name)
     if raw is None or raw.strip() == "":
@@ -81,6 +91,13 @@ class Config:
         # How long a batch's Idempotency-Key is remembered, in seconds.
         self.IDEMPOTENCY_TTL = _integer(env, "IDEMPOTENCY_TTL", 24 * 3600, minimum=1)
 
+        # Access control. auto: API keys are required unless the collector listens
+        # on a loopback address only; a key that is presented is checked either way.
+        auth = _choice(env, "AUTH", "AUTO", ("AUTO", "ON", "OFF"))
+        self.AUTH_REQUIRED = auth == "ON" or (
+            auth == "AUTO" and not is_loopback(env.get("HOST", DEFAULT_HOST))
+        )
+
         # Readiness
         self.READY_MIN_FREE_MB = _integer(env, "READY_MIN_FREE_MB", 100, minimum=0)
 
@@ -115,7 +132,7 @@ class ServerConfig:
 
     def __init__(self, environ=None):
         env = os.environ if environ is None else environ
-        self.HOST = env.get("HOST", "127.0.0.1")
+        self.HOST = env.get("HOST", DEFAULT_HOST)
         self.PORT = _integer(env, "PORT", 8000, minimum=0, maximum=65535)
         self.WORKERS = _integer(env, "WORKERS", max(2, os.cpu_count() or 1), minimum=1)
         self.THREADS = _integer(env, "THREADS", 8, minimum=1)

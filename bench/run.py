@@ -46,7 +46,8 @@ SECTIONS = (
     ),
     ("growth", "Growth: 1,000-record batches once the table is large", ingest.growth),
     ("memory", "Memory: worker peak RSS with the largest batches", ingest.memory),
-    ("fts_cost", "What the full-text index costs ingest (raw inserts)", queries.fts_cost),
+    ("insert_costs", "What the full-text index and the audit chain cost (raw inserts)",
+     queries.insert_costs),
     ("queries", "Search: median in-process latency of the main query shapes",
      queries.query_figures),
 )

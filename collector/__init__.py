@@ -5,15 +5,18 @@ from flask import Flask
 from config import Config
 
 from . import db, metrics, requestid
+from .api import audit as audit_api
 from .api import docs, health, ingest, logs
 from .api import metrics as metrics_api
 from .cli import (
     backup_command,
     export_command,
+    keys_command,
     migrate_command,
     prune_command,
     restore_command,
     stats_command,
+    verify_command,
 )
 from .errors import register_error_handlers
 from .jsonprovider import OrjsonProvider
@@ -42,6 +45,7 @@ def create_app(overrides=None):
     app.register_blueprint(logs.bp)  # GET /logs/<id>
     app.register_blueprint(metrics_api.bp)  # GET /metrics
     app.register_blueprint(docs.bp)  # GET /openapi.json, /docs (Swagger UI)
+    app.register_blueprint(audit_api.bp)  # GET /audit/verify
 
     app.cli.add_command(migrate_command)
     app.cli.add_command(export_command)
@@ -49,4 +53,6 @@ def create_app(overrides=None):
     app.cli.add_command(backup_command)
     app.cli.add_command(restore_command)
     app.cli.add_command(stats_command)
+    app.cli.add_command(keys_command)
+    app.cli.add_command(verify_command)
     return app

@@ -3,6 +3,7 @@
 import io
 import sys
 import time
+from pathlib import Path
 
 import click
 from flask import current_app
@@ -12,12 +13,13 @@ from werkzeug.datastructures import MultiDict
 
 from config import ConfigError
 
-from . import maintenance
+from . import audit, auth, maintenance
 from .db import database
 from .errors import APIError, StorageUnavailable
 from .export import ndjson_stream
 from .maintenance import megabytes
 from .migrations import LATEST_VERSION, migrate
+from .models import ApiKey
 from .query import EXPORT_SCHEMA, load_params
 from .retention import Retention
 from .search import count_matching, export_documents
@@ -25,14 +27,98 @@ from .times import format_micros, now_micros
 
 
 @click.command("migrate")
+@with_appcontext
 def migrate_command():
-    """Create or upgrade the database schema (idempotent)."""
+    """Create or upgrade the database schema (idempotent).
+
+    When API keys are required and none was ever created, also creates the
+    first admin key and writes it to a file beside the database.
+    """
     with database.connection_context():
         applied = migrate()
+        first_key = None
+        if current_app.config["AUTH_REQUIRED"]:
+            first_key = auth.create_first_key(Path(database.database).with_name("admin.key"))
     if applied:
         click.echo(f"migrated {database.database} to schema version {LATEST_VERSION}")
     else:
         click.echo(f"{database.database} is up to date (schema version {LATEST_VERSION})")
+    if first_key:
+        click.echo(f"API keys are required and there were none: the admin key"
+                   f" {auth.FIRST_KEY_NAME!r} is in {first_key}, readable by you only."
+                   " Create the other keys with `make key`, then delete that file.")
+
+
+@click.group("keys")
+def keys_command():
+    """Create, list and revoke API keys."""
+
+
+@keys_command.command("create")
+@click.argument("name")
+@click.option("--scopes", required=True, help="comma-separated: ingest, read, admin")
+@click.option("--services", help="comma-separated services the key may write (default: any)")
+@click.option("--rate-limit", type=float,
+              help="records a second the key may write (default: no limit)")
+def create_key_command(name, scopes, services, rate_limit):
+    """Create the key NAME and print it, once: only its hash is stored."""
+    with database.connection_context():
+        try:
+            api_key, key = auth.create_key(name, scopes, services, rate_limit)
+        except auth.ApiKeyError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(key)  # alone on stdout, for KEY=$(make key ...)
+    click.echo(f"created key {api_key.name!r} ({_key_rights(api_key)});"
+               " it is shown only this once", err=True)
+
+
+@keys_command.command("list")
+def list_keys_command():
+    """List the keys: name, scopes, services, rate limit, created, last used (never the key)."""
+    with database.connection_context():
+        keys = list(ApiKey.select().order_by(ApiKey.id))
+    rows = [(str(k.id), k.name, k.scopes, k.services or "any",
+             f"{k.rate_limit:g}/s" if k.rate_limit else "-", _minute(k.created_at),
+             _minute(k.last_used_at), f"revoked {_minute(k.revoked_at)}" if k.revoked_at
+             else "active") for k in keys]
+    header = ("id", "name", "scopes", "services", "rate", "created", "last used", "state")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        click.echo("  ".join(cells).rstrip())
+
+
+@keys_command.command("revoke")
+@click.argument("name")
+def revoke_key_command(name):
+    """Revoke the active key NAME: it stops working at once."""
+    with database.connection_context():
+        try:
+            auth.revoke_key(name)
+        except auth.ApiKeyError as exc:
+            raise click.ClickException(str(exc)) from None
+    click.echo(f"revoked key {name!r}")
+
+
+def _key_rights(api_key):
+    rights = f"scopes {api_key.scopes}; services {api_key.services or 'any'}"
+    return rights + (f"; at most {api_key.rate_limit:g} records/s" if api_key.rate_limit else "")
+
+
+def _minute(micros):
+    return "-" if micros is None else format_micros(micros)[:16].replace("T", " ")
+
+
+@click.command("verify")
+def verify_command():
+    """Walk the audit chain: 'intact, N records', or the first record where it breaks."""
+    with database.connection_context(), database.atomic():  # one snapshot throughout
+        total = database.execute_sql("SELECT COUNT(*) FROM log_record").fetchone()[0]
+        with _progress(total, "record") as bar:
+            found = audit.verify(database.connection(), bar.update)
+    click.echo(found.summary())
+    if not found.intact:
+        sys.exit(1)
 
 
 @click.command("export")
@@ -88,6 +174,8 @@ def prune_command():
                 report = maintenance.prune(retention, now, bar.update)
             except StorageUnavailable as exc:
                 raise click.ClickException(f"stopped: {exc.message}") from None
+            except maintenance.MaintenanceError as exc:
+                raise click.ClickException(f"stopped: {exc}") from None
     click.echo(report.space)
     click.echo(
         f"pruned {report.deleted:,} records in {len(report.holds):,} transactions;"

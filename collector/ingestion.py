@@ -19,11 +19,15 @@ from dataclasses import dataclass, field
 from flask import current_app
 from marshmallow import ValidationError
 
+from .auth import ANONYMOUS, Caller
 from .db import write_transaction
 from .errors import APIError, StorageBusy, ValidationFailed
-from .models import IdempotencyKey, LogRecord, record_document
+from .models import IdempotencyKey, LogRecord, RateBucket, record_document
 from .severity import RANKS
 from .times import now_micros
+
+_SERVICE = LogRecord.INSERT_COLUMNS.index("service")
+_EVENT_ID = LogRecord.INSERT_COLUMNS.index("event_id")
 
 
 @dataclass
@@ -55,7 +59,7 @@ def validate(records, schema):
         return valid, errors
 
 
-def normalize(record, received_at):
+def normalize(record, received_at, api_key_id=None):
     """A validated record as a row tuple in ``LogRecord.INSERT_COLUMNS`` order."""
     severity = record["severity"]
     get = record.get
@@ -72,6 +76,7 @@ def normalize(record, received_at):
         get("span_id"),
         get("attributes"),
         get("event_id"),
+        api_key_id,
     )
 
 
@@ -83,6 +88,7 @@ class Batch:
     partial: bool = False
     idempotency_key: str | None = None
     request_hash: str | None = None  # the body and mode an idempotency key stands for
+    caller: Caller = ANONYMOUS  # the API key that sent it
     count: int = 0  # records decoded from the body
     rows: list = field(default_factory=list)
     rejected: dict = field(default_factory=dict)
@@ -120,9 +126,12 @@ def _store_batch(connection, batch, seen, now, keys_since):
             first_id, accepted, duplicates, rejected = earlier
             rows = LogRecord.rows_between(connection, first_id, accepted)
             return IngestResult(first_id, rows, rejected, duplicates, replayed=True)
+    caller = batch.caller
+    if caller.rate_limit and batch.rows:
+        RateBucket.take(connection, caller.key_id, caller.rate_limit, len(batch.rows), now)
     rows = []
     for row in batch.rows:
-        event = (row[2], row[-1])  # (service, event_id)
+        event = (row[_SERVICE], row[_EVENT_ID])
         if event[1] is None or event not in seen:
             rows.append(row)
             seen.add(event)
@@ -149,8 +158,8 @@ def stored_event_ids(connection, rows):
     """The (service, event_id) pairs of ``rows`` that are already stored."""
     wanted = {}
     for row in rows:
-        if row[-1] is not None:
-            wanted.setdefault(row[2], set()).add(row[-1])
+        if row[_EVENT_ID] is not None:
+            wanted.setdefault(row[_SERVICE], set()).add(row[_EVENT_ID])
     return {
         (service, event_id)
         for service, event_ids in wanted.items()
@@ -245,8 +254,17 @@ def _prepare(batch, config):
     valid, errors = validate(records, current_app.extensions["record_schema"])
     if errors and not batch.partial:
         raise ValidationFailed(errors, len(records))
+    allowed = batch.caller.services
+    if allowed is not None:
+        claimed = {record["service"] for record in valid} - allowed
+        if claimed:
+            raise APIError(
+                403, "service_not_allowed",
+                f"this API key may write the services {', '.join(sorted(allowed))} only;"
+                f" the batch claims {', '.join(sorted(claimed))}; nothing was stored",
+            )
     received_at = now_micros()
-    batch.rows = [normalize(record, received_at) for record in valid]
+    batch.rows = [normalize(record, received_at, batch.caller.key_id) for record in valid]
     batch.rejected = errors
 
 

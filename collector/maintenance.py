@@ -10,8 +10,10 @@ from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import audit
 from .db import database, write_transaction
 from .migrations import LATEST_VERSION
+from .times import now_micros
 
 # A prune transaction is sized to hold the write lock about this long: how
 # long ingest may wait behind it.
@@ -69,9 +71,10 @@ def prune(retention, now, on_deleted=lambda count: None):
     """Delete the records expired at ``now`` (µs) in short write transactions; a PruneReport.
 
     Each batch's ids are found by a read, which takes no lock, walking the
-    timestamp index from where the last batch stopped; the write transaction
-    only deletes those ids. Batches are resized to hold the lock about
-    TARGET_HOLD_SECONDS.
+    timestamp index from where the last batch stopped, and checked against the
+    audit chain: a record that does not match its link is not deleted (raises
+    MaintenanceError). The write transaction only deletes those ids. Batches
+    are resized to hold the lock about TARGET_HOLD_SECONDS.
     """
     report = PruneReport()
     started = time.perf_counter()
@@ -85,7 +88,14 @@ def prune(retention, now, on_deleted=lambda count: None):
         while rows := database.execute_sql(
             select, [*position, retention.expired_before(now), *params, size]
         ).fetchall():
-            deleted, hold = _delete_ids([record_id for _, record_id in rows])
+            ids = [record_id for _, record_id in rows]
+            altered = audit.check_before_pruning(database.connection(), ids)
+            if altered:
+                raise MaintenanceError(
+                    f"refusing to prune record {altered.broken_at}: {altered.reason};"
+                    " the audit chain is broken there (make verify)"
+                )
+            deleted, hold = _delete_ids(ids)
             database.execute_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
             time.sleep(PAUSE_SECONDS)
             report.deleted += deleted
@@ -109,9 +119,13 @@ def _pragma_set(name, value):
 
 
 def _delete_ids(ids):
+    # The audit chain keeps the links of the pruned runs, and a checkpoint
+    # covering them, in the deleting transaction (see collector.audit).
     with write_transaction() as connection:
         locked = time.perf_counter()
+        audit.record_pruned(connection, ids)
         deleted = connection.execute(_DELETE_IDS_SQL, (json.dumps(ids),)).rowcount
+        audit.append_checkpoint(connection, deleted, now_micros())
     return deleted, time.perf_counter() - locked
 
 

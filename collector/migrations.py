@@ -1,13 +1,15 @@
 """Schema migrations: ordered, each applied once, recorded in ``schema_version``.
 
-Each migration is plain DDL frozen at the time it was written, so a database
-created by any release can be brought up to date by a later one.
+Each migration is plain DDL frozen at the time it was written (or a function
+of the connection, where data must be computed), so a database created by any
+release can be brought up to date by a later one.
 """
 
 import time
 
 import peewee as pw
 
+from . import audit
 from .db import database, write_transaction
 
 MIGRATIONS = [
@@ -74,6 +76,51 @@ MIGRATIONS = [
             " ON idempotency_key (created_at)",
         ],
     ),
+    (
+        4,
+        "API keys and their rate buckets; the key and audit chain link of each record",
+        [
+            """CREATE TABLE api_key (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                name TEXT NOT NULL,
+                key_hash TEXT NOT NULL UNIQUE,
+                scopes TEXT NOT NULL,
+                services TEXT,
+                rate_limit REAL,
+                created_at INTEGER NOT NULL,
+                last_used_at INTEGER,
+                revoked_at INTEGER
+            )""",
+            "CREATE UNIQUE INDEX api_key_active_name ON api_key (name) WHERE revoked_at IS NULL",
+            """CREATE TABLE rate_bucket (
+                api_key_id INTEGER PRIMARY KEY,
+                tokens REAL NOT NULL,
+                updated_at INTEGER NOT NULL
+            )""",
+            "ALTER TABLE log_record ADD COLUMN api_key_id INTEGER",
+            "ALTER TABLE log_record ADD COLUMN chain BLOB",
+            # Runs of pruned ids, with the link of each run's last record.
+            """CREATE TABLE audit_gap (
+                first_id INTEGER PRIMARY KEY,
+                last_id INTEGER NOT NULL,
+                link BLOB NOT NULL
+            )""",
+            # One per prune transaction, linked into the chain after record after_id.
+            """CREATE TABLE audit_checkpoint (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                created_at INTEGER NOT NULL,
+                after_id INTEGER NOT NULL,
+                pruned INTEGER NOT NULL,
+                gaps_digest BLOB NOT NULL,
+                link BLOB NOT NULL
+            )""",
+            audit.link_existing_records,
+            # Records are append-only: the only change is deletion by retention.
+            """CREATE TRIGGER log_record_append_only BEFORE UPDATE ON log_record BEGIN
+                SELECT RAISE(ABORT, 'log records are append-only');
+            END""",
+        ],
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]
@@ -98,11 +145,14 @@ def migrate():
     for version, _description, statements in MIGRATIONS:
         # One transaction each, re-checked under the write lock so two
         # concurrent runs cannot apply the same migration twice.
-        with write_transaction():
+        with write_transaction() as connection:
             if current_version() >= version:
                 continue
             for statement in statements:
-                database.execute_sql(statement)
+                if callable(statement):
+                    statement(connection)
+                else:
+                    database.execute_sql(statement)
             database.execute_sql(
                 "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)",
                 (version, time.time_ns() // 1000),

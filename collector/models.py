@@ -1,8 +1,11 @@
 """Tables of the collector, as peewee models."""
 
+import math
+
 import orjson
 import peewee as pw
 
+from . import audit
 from .db import database
 from .errors import APIError
 from .times import format_micros
@@ -29,27 +32,27 @@ class LogRecord(BaseModel):
     span_id = pw.TextField(null=True)
     attributes = pw.TextField(null=True)  # a JSON object, serialized
     event_id = pw.TextField(null=True)  # the client's id, unique per service
+    api_key_id = pw.IntegerField(null=True)  # the key that sent it; None: no key was needed
+    chain = pw.BlobField()  # its link in the audit chain (see collector.audit)
 
     # The order of the columns that ``insert_rows`` expects in each row.
-    INSERT_COLUMNS = (
-        "received_at", "timestamp", "service", "severity", "severity_rank",
-        "message", "host", "trace_id", "span_id", "attributes", "event_id",
-    )
+    INSERT_COLUMNS = audit.RECORD_COLUMNS
 
     class Meta:
         table_name = "log_record"  # created by collector.migrations, with its indexes
 
     @staticmethod
     def insert_rows(connection, rows):
-        """Insert row tuples in ``INSERT_COLUMNS`` order and index their messages.
+        """Insert row tuples in ``INSERT_COLUMNS`` order, link and index them.
 
         Returns the id of the first row. The caller holds the write lock in a
-        transaction (see ``db.write_transaction``), so the ids SQLite assigns
-        are consecutive and the full-text index commits with the rows.
+        transaction (see ``db.write_transaction``), so the rows take the next
+        ids, their links continue the audit chain and the full-text index
+        commits with them.
         """
-        connection.executemany(INSERT_SQL, rows)
-        last_id = connection.execute("SELECT last_insert_rowid()").fetchone()[0]
-        first_id = last_id - len(rows) + 1
+        linked = audit.link_rows(connection, rows)
+        connection.executemany(INSERT_SQL, linked)
+        first_id, last_id = linked[0][0], linked[-1][0]
         connection.execute(_INDEX_MESSAGES_SQL, (first_id, last_id))
         return first_id
 
@@ -134,10 +137,67 @@ class IdempotencyKey(BaseModel):
         connection.execute("DELETE FROM idempotency_key WHERE created_at < ?", (not_before,))
 
 
+class ApiKey(BaseModel):
+    """A client's API key. Only a hash of the key is stored; it is shown once, at creation."""
+
+    id = pw.AutoField()
+    name = pw.TextField()  # unique among active keys
+    key_hash = pw.TextField(unique=True)  # SHA-256 of the key, hex
+    scopes = pw.TextField()  # comma-separated: ingest, read, admin
+    services = pw.TextField(null=True)  # comma-separated services it may write; None: any
+    rate_limit = pw.FloatField(null=True)  # records a second it may write; None: no limit
+    created_at = pw.BigIntegerField()
+    last_used_at = pw.BigIntegerField(null=True)  # to the minute
+    revoked_at = pw.BigIntegerField(null=True)
+
+    class Meta:
+        table_name = "api_key"
+
+    @classmethod
+    def active(cls):
+        return cls.select().where(cls.revoked_at.is_null())
+
+
+class RateBucket(BaseModel):
+    """A rate-limited key's token bucket, shared by every worker through the database."""
+
+    api_key_id = pw.IntegerField(primary_key=True)
+    tokens = pw.FloatField()  # records it may send now; negative after a batch larger than that
+    updated_at = pw.BigIntegerField()
+
+    class Meta:
+        table_name = "rate_bucket"
+
+    @staticmethod
+    def take(connection, api_key_id, rate, count, now):
+        """Take ``count`` records from the key's bucket, or raise a 429 APIError.
+
+        The bucket refills at ``rate`` records a second up to one second's worth.
+        A batch is let through whenever the bucket is not empty, even one larger
+        than it: the debt is paid back before the next batch, so the rate holds
+        on average and a large batch is never refused forever.
+        """
+        row = connection.execute(
+            "SELECT tokens, updated_at FROM rate_bucket WHERE api_key_id = ?", (api_key_id,)
+        ).fetchone()
+        tokens = rate if row is None else min(rate, row[0] + rate * (now - row[1]) / 1e6)
+        if tokens <= 0:
+            wait = max(1, math.ceil(-tokens / rate))
+            raise APIError(
+                429, "rate_limited",
+                f"this API key may send {rate:g} records a second; retry after {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
+        connection.execute(
+            "INSERT OR REPLACE INTO rate_bucket (api_key_id, tokens, updated_at) VALUES (?, ?, ?)",
+            (api_key_id, tokens - count, now),
+        )
+
+
 def record_document(record_id, row):
     """The JSON document of a record, from its id and its row in ``INSERT_COLUMNS`` order."""
     (received_at, timestamp, service, severity, _rank, message, host, trace_id, span_id,
-     attributes, event_id) = row
+     attributes, event_id, api_key_id) = row
     return {
         "id": record_id,
         "received_at": format_micros(received_at),
@@ -151,14 +211,15 @@ def record_document(record_id, row):
         # Stored serialized: embed the text as it is instead of parsing it again.
         "attributes": orjson.Fragment(attributes or "{}"),
         "event_id": event_id,
+        "api_key_id": api_key_id,
     }
 
 
 # peewee's insert_many builds its query at ~35 us a row; executemany on the
 # prepared statement is several times faster and this is the ingest hot path.
 # (Public for the benchmark, which measures the rows without the full-text step.)
-INSERT_SQL = "INSERT INTO log_record ({}) VALUES ({})".format(
-    ", ".join(LogRecord.INSERT_COLUMNS), ", ".join("?" * len(LogRecord.INSERT_COLUMNS))
+INSERT_SQL = "INSERT INTO log_record (id, {}, chain) VALUES ({})".format(
+    ", ".join(LogRecord.INSERT_COLUMNS), ", ".join("?" * (len(LogRecord.INSERT_COLUMNS) + 2))
 )
 _SELECT_ROWS_SQL = "SELECT {} FROM log_record WHERE id BETWEEN ? AND ? ORDER BY id".format(
     ", ".join(LogRecord.INSERT_COLUMNS)

@@ -16,6 +16,7 @@ from marshmallow import INCLUDE, Schema, fields, validate
 from . import query, schemas
 from .api.ingest import MAX_IDEMPOTENCY_KEY
 from .api.logs import MAX_RECORD_ID
+from .auth import REQUIRED_SCOPES
 from .decoding import DECODERS
 from .severity import CANONICAL, RANKS
 
@@ -95,6 +96,9 @@ class StoredRecordSchema(Schema):
     span_id = fields.String(required=True, allow_none=True, metadata={"pattern": "^[0-9a-f]{16}$"})
     attributes = fields.Dict(required=True)
     event_id = fields.String(required=True, allow_none=True)
+    api_key_id = fields.Integer(required=True, allow_none=True,
+                                metadata={"description": "The API key that sent it; null when "
+                                                         "none was needed."})
 
 
 class ErrorSchema(Schema):
@@ -160,6 +164,23 @@ class StatsAnswerSchema(Schema):
     total = fields.Integer(required=True)
     counts = fields.List(fields.Nested(CountRowSchema), required=True)
     stats = fields.Nested(TookSchema, required=True)
+
+
+class HeadSchema(Schema):
+    id = fields.Integer(required=True)
+    link = fields.String(required=True, metadata={"pattern": "^[0-9a-f]{64}$"})
+
+
+class AuditVerificationSchema(Schema):
+    """The audit chain walked: intact, or the first record where it breaks."""
+
+    intact = fields.Boolean(required=True)
+    records = fields.Integer(required=True, metadata={"description": "Records checked."})
+    pruned = fields.Integer(metadata={"description": "Intact: ids removed by retention."})
+    head = fields.Nested(HeadSchema, metadata={"description": "Intact: the newest link; keep it "
+                                                               "elsewhere to detect rewrites."})
+    broken_at = fields.Integer(allow_none=True, metadata={"description": "Broken: the record."})
+    reason = fields.String(metadata={"description": "Broken: what does not match."})
 
 
 class HealthSchema(Schema):
@@ -306,6 +327,10 @@ def operations(config):
             "responses": {"200": {"description": "The record.", "content": _json("StoredRecord")},
                           "404": _error("not_found: no record with this id"),
                           "500": _error("internal_error")}}},
+        "audit.verify_chain": {"get": {"tags": ["operations"], "responses": {
+            "200": {"description": "The chain walked: intact, or where it breaks.",
+                    "content": _json("AuditVerification")},
+            "500": _error("internal_error")}}},
         "metrics.metrics": {"get": {"tags": ["operations"], "responses": {"200": {
             "description": "Prometheus' text exposition format.",
             "content": {"text/plain": {"schema": {"type": "string"}}}}}}},
@@ -315,6 +340,28 @@ def operations(config):
         "docs.swagger_ui": {"get": {"tags": ["operations"], "responses": {"200": {
             "description": "Swagger UI for this document, served with its assets.",
             "content": {"text/html": {"schema": {"type": "string"}}}}}}},
+    }
+
+
+def _secured(operation, scope):
+    """``operation`` behind an API key with ``scope``."""
+    note = (f"Needs an API key with the `{scope}` scope (`admin` has every scope), sent as "
+            "`Authorization: Bearer <key>` or `X-API-Key`, unless the collector runs without "
+            "keys (AUTH).")
+    return {
+        **operation,
+        "description": f"{operation.get('description', '')}\n\n{note}".strip(),
+        "security": [{"bearer": []}, {"apiKey": []}],
+        "responses": {
+            **operation["responses"],
+            "401": _error("missing_api_key, invalid_api_key (unknown or revoked)"),
+            "403": _error("insufficient_scope"
+                          + (", service_not_allowed: the key may not write a service of the "
+                             "batch; nothing was stored" if scope == "ingest" else "")),
+            **({"429": {**_error("rate_limited: the key's records per second are spent; "
+                                 "nothing was stored"), "headers": _RETRY_AFTER}}
+               if scope == "ingest" else {}),
+        },
     }
 
 
@@ -347,9 +394,13 @@ def build_spec(app):
         "StatsAnswer": StatsAnswerSchema,
         "Health": HealthSchema,
         "Readiness": ReadinessSchema,
+        "AuditVerification": AuditVerificationSchema,
     }
     for name, schema in components.items():
         spec.components.schema(name, schema=schema)
+    spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header",
+                                               "name": "X-API-Key"})
 
     documented = operations(app.config)
     paths = {}
@@ -367,6 +418,9 @@ def build_spec(app):
                 operation["operationId"] += ".head"
             if rule.endpoint in ("logs.list_logs", "logs.log_stats", "logs.export_logs"):
                 operation["description"] = description.strip() + _ATTR_NOTE
+            scope = REQUIRED_SCOPES.get(rule.endpoint.partition(".")[0])
+            if scope:
+                operation = _secured(operation, scope)
             path[method] = operation
     for path, operations_ in sorted(paths.items()):
         spec.path(path=path, operations=operations_)

@@ -6,7 +6,7 @@ import re
 
 import orjson
 import pytest
-from helpers import record
+from helpers import create_key, record
 
 from bench.server import Server
 from collector.jsonlog import JsonFormatter
@@ -79,26 +79,31 @@ def send(port, method, path, body=None, headers=None):
 
 @pytest.mark.e2e
 def test_gunicorn_writes_json_lines_with_request_ids_and_no_probes(tmp_path):
-    secret = "s3cr3t-token-value"
-    with Server(tmp_path, tmp_path / "collector.db",
-                env={"WORKERS": "2", "ACCESS_LOG": "1"}) as server:
+    database = tmp_path / "collector.db"
+    secret = create_key(database, "shipper", "ingest,read")
+    wrong = "clk_not-a-key-but-just-as-secret"
+    with Server(tmp_path, database, env={"WORKERS": "2", "ACCESS_LOG": "1"}) as server:
         given = send(server.port, "POST", "/ingest?mode=partial", orjson.dumps([record()]),
                      {"Content-Type": "application/json", "X-Request-ID": "client-id-1",
-                      "Authorization": f"Bearer {secret}", "X-API-Key": secret,
-                      "User-Agent": "shipper/1.0"})
-        generated = send(server.port, "GET", "/logs/999")
+                      "Authorization": f"Bearer {secret}", "User-Agent": "shipper/1.0"})
+        generated = send(server.port, "GET", "/logs/999", headers={"X-API-Key": secret})
+        refused = send(server.port, "GET", "/logs/1", headers={"Authorization": f"Bearer {wrong}",
+                                                                "X-Request-ID": "client-id-2"})
         for _ in range(3):
             send(server.port, "GET", "/healthz")
             send(server.port, "GET", "/readyz")
     assert given == (200, "client-id-1")
     assert generated[0] == 404 and GENERATED.fullmatch(generated[1])
 
+    assert refused == (401, "client-id-2")
     text = server.log_path.read_text()
-    assert secret not in text
+    assert secret not in text and wrong not in text
+    assert secret[4:12] not in text and wrong[4:12] not in text  # not even part of one
     lines = [orjson.loads(line) for line in text.splitlines()]  # every line is JSON
     access = [line for line in lines if line["logger"] == "gunicorn.access"]
     assert [(line["method"], line["path"], line["status"], line["request_id"]) for line in access] \
-        == [("POST", "/ingest", 200, "client-id-1"), ("GET", "/logs/999", 404, generated[1])]
+        == [("POST", "/ingest", 200, "client-id-1"), ("GET", "/logs/999", 404, generated[1]),
+            ("GET", "/logs/1", 401, "client-id-2")]
     first = access[0]
     assert first["query"] == "mode=partial"
     assert first["user_agent"] == "shipper/1.0"

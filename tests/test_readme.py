@@ -1,6 +1,7 @@
 """The README's examples work as printed, in order, against a server started like `make run`."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -12,26 +13,34 @@ from bench.server import Server
 
 pytestmark = pytest.mark.e2e
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
-# Shell blocks that talk to the server, without their `make` lines (those read the database
-# directly; tests/test_search.py covers the export command behind them).
+REPO = Path(__file__).resolve().parent.parent
+README = (REPO / "README.md").read_text()
+# Shell blocks that talk to the server; their `make` lines (make key, make export) run in the
+# collector's directory on the server's database, as they would beside a `make run`.
 EXAMPLES = [
-    "\n".join(line for line in block.splitlines() if not line.startswith("make "))
-    for block in re.findall(r"```sh\n(.*?)```", README, re.S)
-    if "localhost:8000" in block
+    block for block in re.findall(r"```sh\n(.*?)```", README, re.S) if "localhost:8000" in block
 ]
 SHOWN_ERRORS = {"validation_failed"}  # the README shows this one on purpose
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="the README's examples use curl")
+@pytest.mark.skipif(shutil.which("make") is None, reason="the README's examples use make")
 def test_every_curl_example_works_verbatim(tmp_path):
-    assert len(EXAMPLES) >= 8
-    with Server(tmp_path, tmp_path / "collector.db") as server:
+    assert len(EXAMPLES) >= 10
+    database = tmp_path / "collector.db"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    make = bin_dir / "make"
+    make.write_text(f'#!/bin/sh\nexec {shutil.which("make")} --no-print-directory -C {REPO} "$@"\n')
+    make.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}",
+           "DATABASE_URL": f"sqlite:///{database}"}
+    with Server(tmp_path, database) as server:
         for block in EXAMPLES:
             here = f"127.0.0.1:{server.port}"
             script = "set -e -o pipefail\n" + block.replace("localhost:8000", here)
             result = subprocess.run(["bash", "-c", script], cwd=tmp_path, capture_output=True,
-                                    text=True, timeout=60)
+                                    text=True, timeout=60, env=env)
             assert result.returncode == 0, (block, result.stderr)
             if "| grep" in block:  # text filtered by the example itself (e.g. /metrics)
                 assert result.stdout.strip(), block

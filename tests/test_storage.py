@@ -87,7 +87,7 @@ def test_full_text_index_commits_with_the_records(client, db_path):
 
 
 def test_full_text_index_rolls_back_with_the_records(app, db_path):
-    row = (1, 1, "svc", "INFO", 30, "phantom message", None, None, None, None, None)
+    row = (1, 1, "svc", "INFO", 30, "phantom message", None, None, None, None, None, None)
     with app.app_context(), pytest.raises(RuntimeError):
         with write_transaction() as connection:
             LogRecord.insert_rows(connection, [row])

@@ -7,6 +7,7 @@ import time
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import ClientDisconnected, HTTPException
 
+from ..auth import current_caller, protect
 from ..decoding import decode_records, format_name
 from ..errors import APIError, error_code
 from ..ingestion import Batch, ingest
@@ -14,6 +15,7 @@ from ..metrics import count_refused, count_stored
 from . import reject_unknown_params
 
 bp = Blueprint("ingest", __name__)
+protect(bp, "ingest")
 
 MAX_IDEMPOTENCY_KEY = 255
 
@@ -47,6 +49,7 @@ def _batch(decoder):
     body = read_body(current_app.config["BODY_READ_TIMEOUT"])
     # The body is read here, since clients may be slow, but decoded in the
     # worker's write queue, possibly by another thread: bind its inputs now.
+    caller = current_caller()
     batch = Batch(
         functools.partial(
             decoder,
@@ -56,7 +59,8 @@ def _batch(decoder):
             current_app.config["MAX_BODY_BYTES"],
         ),
         partial=partial,
-        idempotency_key=_idempotency_key(),
+        idempotency_key=_idempotency_key(caller),
+        caller=caller,
     )
     if batch.idempotency_key:
         batch.request_hash = _request_hash(body, partial)
@@ -124,15 +128,18 @@ def _partial_mode():
     return mode == "partial"
 
 
-def _idempotency_key():
+def _idempotency_key(caller):
     key = request.headers.get("Idempotency-Key")
-    if key is not None and not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY:
         raise APIError(
             400,
             "invalid_idempotency_key",
             f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters",
         )
-    return key
+    # Each API key has its own idempotency keys: no client sees another's outcomes.
+    return f"{caller.key_id or ''}:{key}"
 
 
 def _request_hash(body, partial):

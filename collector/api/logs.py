@@ -4,6 +4,7 @@ from urllib.parse import urlencode
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 
+from ..auth import protect
 from ..errors import APIError
 from ..export import ndjson_stream
 from ..models import LogRecord
@@ -11,6 +12,7 @@ from ..query import EXPORT_SCHEMA, PAGE_SCHEMA, STATS_SCHEMA, load_params, query
 from ..search import count, export_documents, find_page, follow
 
 bp = Blueprint("logs", __name__)
+protect(bp, "read")
 
 # SQLite's largest rowid; a larger id in the path cannot exist.
 MAX_RECORD_ID = 2**63 - 1

@@ -6,11 +6,13 @@ import time
 from flask import Blueprint, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from ..auth import protect
 from ..db import database
 from ..metrics import exposition
 from ..models import LogRecord
 
 bp = Blueprint("metrics", __name__)
+protect(bp, "read")
 
 
 @bp.get("/metrics")

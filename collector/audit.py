@@ -1,0 +1,300 @@
+"""The audit chain: every record is linked to the one before by a hash, so edits show.
+
+A log record's ``chain`` is SHA-256 over the previous link and the record's
+canonical content (its id and every stored column), computed in the write
+transaction that inserts it: one chain, in id order, however many workers
+write. Changing, deleting, inserting or reordering a record breaks the links
+from there on.
+
+Retention pruning is the one deletion. For each run of consecutive pruned ids
+it keeps the link of the run's last record in ``audit_gap``, so the chain can
+still be walked across the run. Each prune transaction appends a checkpoint to
+the chain (``audit_checkpoint``) holding a digest of the whole gap table: a gap
+widened later to hide a deleted record no longer matches the last checkpoint,
+and the checkpoint cannot be changed without breaking its own link.
+
+The chain proves that the records are as written unless every link after the
+change was recomputed too: whoever can rewrite the whole file can rewrite the
+chain. Keep the head link that ``verify`` reports somewhere else to rule that out.
+"""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from heapq import merge
+
+import orjson
+
+from .times import now_micros
+
+GENESIS = bytes(32)  # the link before the first record
+
+# A record's stored columns, all covered by its link (LogRecord.INSERT_COLUMNS).
+RECORD_COLUMNS = (
+    "received_at", "timestamp", "service", "severity", "severity_rank", "message",
+    "host", "trace_id", "span_id", "attributes", "event_id", "api_key_id",
+)
+
+_RECORD, _GAP, _CHECKPOINT = 0, 1, 2
+
+
+def record_link(previous, record_id, row):
+    """The link of a record: ``row`` is its columns in ``LogRecord.INSERT_COLUMNS`` order."""
+    return hashlib.sha256(previous + orjson.dumps((record_id, *row))).digest()
+
+
+def checkpoint_link(previous, created_at, after_id, pruned, gaps_digest):
+    """The link of a prune checkpoint."""
+    content = orjson.dumps(("checkpoint", created_at, after_id, pruned, gaps_digest.hex()))
+    return hashlib.sha256(previous + content).digest()
+
+
+def gaps_digest(gaps):
+    """One digest over every (first_id, last_id, link) row of audit_gap, in id order."""
+    digest = hashlib.sha256()
+    for first_id, last_id, link in gaps:
+        digest.update(orjson.dumps((first_id, last_id, link.hex())))
+    return digest.digest()
+
+
+def head(connection):
+    """The last id a log record was given (0 when none) and the chain's newest link."""
+    row = connection.execute("SELECT seq FROM sqlite_sequence WHERE name = 'log_record'").fetchone()
+    last_id = row[0] if row else 0
+    return last_id, link_before(connection, last_id + 1)
+
+
+def link_before(connection, record_id):
+    """The link of the chain's entry just before record ``record_id``."""
+    # A record, a pruned run (it stands where its last record stood) or a
+    # checkpoint written after record ``after_id``, whichever comes last.
+    entries = [(0, 0, GENESIS)]
+    for sql in (
+        "SELECT id, 0, chain FROM log_record WHERE id < ? ORDER BY id DESC LIMIT 1",
+        "SELECT last_id, 0, link FROM audit_gap WHERE last_id < ? ORDER BY first_id DESC LIMIT 1",
+        "SELECT after_id, id, link FROM audit_checkpoint WHERE after_id < ?"
+        " ORDER BY id DESC LIMIT 1",
+    ):
+        entries += connection.execute(sql, (record_id,)).fetchall()
+    return max(entries)[2]
+
+
+def link_rows(connection, rows):
+    """``rows`` as (id, *row, link) for the next ids, continuing the chain.
+
+    In the write transaction that inserts them: the ids and the chain's head
+    cannot change in between.
+    """
+    last_id, link = head(connection)
+    linked = []
+    for record_id, row in enumerate(rows, last_id + 1):
+        link = record_link(link, record_id, row)
+        linked.append((record_id, *row, link))
+    return linked
+
+
+def record_pruned(connection, ids):
+    """Merge the ids about to be pruned into audit_gap; call before deleting them."""
+    links = dict(connection.execute(
+        "SELECT id, chain FROM log_record WHERE id IN (SELECT value FROM json_each(?))",
+        (json.dumps(ids),),
+    ).fetchall())
+    for first_id, last_id in _runs(sorted(links)):
+        link = links[last_id]
+        before = connection.execute(
+            "SELECT first_id, last_id FROM audit_gap WHERE first_id < ?"
+            " ORDER BY first_id DESC LIMIT 1", (first_id,),
+        ).fetchone()
+        if before and before[1] == first_id - 1:
+            first_id = before[0]
+            connection.execute("DELETE FROM audit_gap WHERE first_id = ?", (first_id,))
+        after = connection.execute(
+            "SELECT last_id, link FROM audit_gap WHERE first_id = ?", (last_id + 1,)
+        ).fetchone()
+        if after:
+            connection.execute("DELETE FROM audit_gap WHERE first_id = ?", (last_id + 1,))
+            last_id, link = after
+        connection.execute(
+            "INSERT INTO audit_gap (first_id, last_id, link) VALUES (?, ?, ?)",
+            (first_id, last_id, link),
+        )
+
+
+def _runs(ids):
+    """Sorted ids as (first, last) runs of consecutive ids."""
+    runs = []
+    for record_id in ids:
+        if runs and runs[-1][1] == record_id - 1:
+            runs[-1][1] = record_id
+        else:
+            runs.append([record_id, record_id])
+    return runs
+
+
+def append_checkpoint(connection, pruned, now):
+    """Add a checkpoint covering the gap table to the chain; in the pruning transaction."""
+    last_id, previous = head(connection)
+    digest = gaps_digest(connection.execute(_GAPS_SQL).fetchall())
+    connection.execute(
+        "INSERT INTO audit_checkpoint (created_at, after_id, pruned, gaps_digest, link)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (now, last_id, pruned, digest, checkpoint_link(previous, now, last_id, pruned, digest)),
+    )
+
+
+@dataclass
+class Verification:
+    """What walking the chain found."""
+
+    records: int = 0  # records whose link was checked
+    pruned: int = 0  # ids the chain crosses as pruned runs
+    head_id: int = 0
+    head_link: bytes = GENESIS
+    broken_at: int | None = None  # the first record id where the chain breaks
+    reason: str | None = None
+
+    @property
+    def intact(self):
+        return self.reason is None
+
+    def to_dict(self):
+        if self.intact:
+            return {"intact": True, "records": self.records, "pruned": self.pruned,
+                    "head": {"id": self.head_id, "link": self.head_link.hex()}}
+        return {"intact": False, "broken_at": self.broken_at, "reason": self.reason,
+                "records": self.records}
+
+    def summary(self):
+        """One line: ``intact, N records`` or where and why the chain breaks."""
+        if self.intact:
+            return (f"intact, {self.records:,} records ({self.pruned:,} pruned);"
+                    f" head {self.head_link.hex()} at id {self.head_id}")
+        where = ("in the pruned ranges" if self.broken_at is None
+                 else f"at record {self.broken_at}")
+        return f"BROKEN {where}: {self.reason} ({self.records:,} records intact before it)"
+
+
+def verify(connection, on_record=lambda: None):
+    """Walk the whole chain in id order; a Verification. Reads one snapshot."""
+    gaps = connection.execute(_GAPS_SQL).fetchall()
+    checkpoints = connection.execute(_CHECKPOINTS_SQL, (0, _MAX_ID)).fetchall()
+    records = connection.execute(_RECORDS_SQL, (0, _MAX_ID))
+    found = Verification()
+    link, expected = _walk(found, records, gaps, checkpoints, GENESIS, 1, on_record)
+    if not found.intact:
+        return found
+    last_id, _ = head(connection)
+    if last_id >= expected:
+        return _broken(found, expected, f"records {expected}-{last_id} are missing")
+    covered = checkpoints[-1][4] if checkpoints else gaps_digest([])
+    if gaps_digest(gaps) != covered:
+        return _broken(found, None, "the pruned ranges differ from those the last prune recorded")
+    found.head_id, found.head_link = expected - 1, link
+    return found
+
+
+def check_before_pruning(connection, ids):
+    """The Verification of the stored records ``ids`` that do not match their links, or None.
+
+    Pruning must not delete an altered record: it would take the evidence along
+    and leave a gap whose link looks right.
+    """
+    for first_id, last_id in _runs(sorted(ids)):
+        found = Verification()
+        _walk(found, connection.execute(_RECORDS_SQL, (first_id, last_id)), [],
+              connection.execute(_CHECKPOINTS_SQL, (first_id, last_id - 1)).fetchall(),
+              link_before(connection, first_id), first_id)
+        if not found.intact:
+            return found
+    return None
+
+
+def _walk(found, records, gaps, checkpoints, link, expected, on_record=lambda: None):
+    """Check each entry's link from ``link`` on, in chain order; the last link and next id.
+
+    Records and pruned runs are in id order, each checkpoint just after the
+    record it was written after. Stops at the first break, noted in ``found``.
+    """
+    entries = merge(
+        ((row[0], 0, 0, _RECORD, row) for row in records),
+        ((gap[0], 0, 0, _GAP, gap) for gap in gaps),
+        ((point[0], 1, point[1], _CHECKPOINT, point) for point in checkpoints),
+        key=lambda entry: entry[:3],
+    )
+    gap_end = None
+    for *_, kind, entry in entries:
+        if kind == _RECORD:
+            record_id, *row, stored = entry
+            if record_id != expected:
+                _broken(found, min(record_id, expected), _misplaced(record_id, expected))
+                break
+            if record_link(link, record_id, row) != stored:
+                _broken(found, record_id, "its content or position does not match its link")
+                break
+            link, expected, gap_end = stored, record_id + 1, None
+            found.records += 1
+            on_record()
+        elif kind == _GAP:
+            first_id, last_id, stored = entry
+            if first_id != expected:
+                _broken(found, min(first_id, expected),
+                        f"the pruned run {first_id}-{last_id} does not follow id {expected - 1}")
+                break
+            link, expected, gap_end = stored, last_id + 1, last_id
+            found.pruned += last_id - first_id + 1
+        else:
+            after_id, _id, created_at, pruned, digest, stored = entry
+            if gap_end is not None and after_id < gap_end:
+                continue  # written between records pruned since: the gap's link covers it
+            if checkpoint_link(link, created_at, after_id, pruned, digest) != stored:
+                _broken(found, after_id + 1,
+                        f"the prune checkpoint after id {after_id} does not match its link")
+                break
+            link = stored
+    return link, expected
+
+
+def _misplaced(record_id, expected):
+    if record_id > expected:
+        return f"records {expected}-{record_id - 1} are missing"
+    return "a record stands where records were pruned"
+
+
+def _broken(found, record_id, reason):
+    found.broken_at, found.reason = record_id, reason
+    return found
+
+
+def link_existing_records(connection):
+    """Link the records stored before the chain existed; the migration that adds it calls this.
+
+    Ids missing already (pruned before) become pruned runs, passed through
+    with the link before them, and a checkpoint covers them.
+    """
+    columns = ", ".join(RECORD_COLUMNS)
+    link, expected, missing = GENESIS, 1, []
+    rows = connection.execute(f"SELECT id, {columns} FROM log_record ORDER BY id").fetchall()
+    for record_id, *row in rows:
+        if record_id > expected:
+            missing.append((expected, record_id - 1, link))
+        link = record_link(link, record_id, row)
+        connection.execute("UPDATE log_record SET chain = ? WHERE id = ?", (link, record_id))
+        expected = record_id + 1
+    last_id, _ = head(connection)
+    if last_id >= expected:
+        missing.append((expected, last_id, link))
+    connection.executemany(
+        "INSERT INTO audit_gap (first_id, last_id, link) VALUES (?, ?, ?)", missing
+    )
+    if missing:
+        append_checkpoint(connection, 0, now_micros())
+
+
+_MAX_ID = 2**63 - 1
+_RECORDS_SQL = "SELECT id, {}, chain FROM log_record WHERE id BETWEEN ? AND ? ORDER BY id".format(
+    ", ".join(RECORD_COLUMNS))
+_GAPS_SQL = "SELECT first_id, last_id, link FROM audit_gap ORDER BY first_id"
+_CHECKPOINTS_SQL = (
+    "SELECT after_id, id, created_at, pruned, gaps_digest, link FROM audit_checkpoint"
+    " WHERE after_id BETWEEN ? AND ? ORDER BY id"
+)
