@@ -49,12 +49,26 @@ def checkpoint_link(previous, created_at, after_id, pruned, gaps_digest):
     return hashlib.sha256(previous + content).digest()
 
 
+# The digest of the gap table is a set hash: the sum of each run's SHA-512
+# modulo 2**512. A prune transaction updates it by the runs it removes and
+# adds instead of hashing every run again (a table of one run per pruned
+# record, when retention rules interleave, holds millions).
+_DIGEST_MODULUS = 2**512
+
+
+def run_hash(first_id, last_id, link):
+    """A pruned run's share of the gap table's digest."""
+    content = orjson.dumps((first_id, last_id, link.hex()))
+    return int.from_bytes(hashlib.sha512(content).digest(), "big")
+
+
 def gaps_digest(gaps):
-    """One digest over every (first_id, last_id, link) row of audit_gap, in id order."""
-    digest = hashlib.sha256()
-    for first_id, last_id, link in gaps:
-        digest.update(orjson.dumps((first_id, last_id, link.hex())))
-    return digest.digest()
+    """The digest of a whole gap table: its (first_id, last_id, link) rows."""
+    return _digest_bytes(sum(run_hash(*gap) for gap in gaps))
+
+
+def _digest_bytes(total):
+    return (total % _DIGEST_MODULUS).to_bytes(64, "big")
 
 
 def head(connection):
@@ -94,30 +108,38 @@ def link_rows(connection, rows):
 
 
 def record_pruned(connection, ids):
-    """Merge the ids about to be pruned into audit_gap; call before deleting them."""
+    """Merge the ids about to be pruned into audit_gap; call before deleting them.
+
+    Returns the change to the gap table's digest, for ``append_checkpoint``.
+    """
     links = dict(connection.execute(
         "SELECT id, chain FROM log_record WHERE id IN (SELECT value FROM json_each(?))",
         (json.dumps(ids),),
     ).fetchall())
+    change = 0
     for first_id, last_id in _runs(sorted(links)):
         link = links[last_id]
         before = connection.execute(
-            "SELECT first_id, last_id FROM audit_gap WHERE first_id < ?"
+            "SELECT first_id, last_id, link FROM audit_gap WHERE first_id < ?"
             " ORDER BY first_id DESC LIMIT 1", (first_id,),
         ).fetchone()
         if before and before[1] == first_id - 1:
+            connection.execute("DELETE FROM audit_gap WHERE first_id = ?", (before[0],))
+            change -= run_hash(*before)
             first_id = before[0]
-            connection.execute("DELETE FROM audit_gap WHERE first_id = ?", (first_id,))
         after = connection.execute(
-            "SELECT last_id, link FROM audit_gap WHERE first_id = ?", (last_id + 1,)
+            "SELECT first_id, last_id, link FROM audit_gap WHERE first_id = ?", (last_id + 1,)
         ).fetchone()
         if after:
-            connection.execute("DELETE FROM audit_gap WHERE first_id = ?", (last_id + 1,))
-            last_id, link = after
+            connection.execute("DELETE FROM audit_gap WHERE first_id = ?", (after[0],))
+            change -= run_hash(*after)
+            last_id, link = after[1], after[2]
         connection.execute(
             "INSERT INTO audit_gap (first_id, last_id, link) VALUES (?, ?, ?)",
             (first_id, last_id, link),
         )
+        change += run_hash(first_id, last_id, link)
+    return change
 
 
 def _runs(ids):
@@ -131,10 +153,15 @@ def _runs(ids):
     return runs
 
 
-def append_checkpoint(connection, pruned, now):
-    """Add a checkpoint covering the gap table to the chain; in the pruning transaction."""
+def append_checkpoint(connection, pruned, now, change):
+    """Add a checkpoint covering the gap table, changed by ``change``, to the chain.
+
+    In the transaction that changed the gap table.
+    """
     last_id, previous = head(connection)
-    digest = gaps_digest(connection.execute(_GAPS_SQL).fetchall())
+    row = connection.execute(
+        "SELECT gaps_digest FROM audit_checkpoint ORDER BY id DESC LIMIT 1").fetchone()
+    digest = _digest_bytes((int.from_bytes(row[0], "big") if row else 0) + change)
     connection.execute(
         "INSERT INTO audit_checkpoint (created_at, after_id, pruned, gaps_digest, link)"
         " VALUES (?, ?, ?, ?, ?)",
@@ -287,7 +314,7 @@ def link_existing_records(connection):
         "INSERT INTO audit_gap (first_id, last_id, link) VALUES (?, ?, ?)", missing
     )
     if missing:
-        append_checkpoint(connection, 0, now_micros())
+        append_checkpoint(connection, 0, now_micros(), sum(run_hash(*gap) for gap in missing))
 
 
 _MAX_ID = 2**63 - 1

@@ -123,9 +123,9 @@ def _delete_ids(ids):
     # covering them, in the deleting transaction (see collector.audit).
     with write_transaction() as connection:
         locked = time.perf_counter()
-        audit.record_pruned(connection, ids)
+        change = audit.record_pruned(connection, ids)
         deleted = connection.execute(_DELETE_IDS_SQL, (json.dumps(ids),)).rowcount
-        audit.append_checkpoint(connection, deleted, now_micros())
+        audit.append_checkpoint(connection, deleted, now_micros(), change)
     return deleted, time.perf_counter() - locked
 
 
