@@ -4,12 +4,16 @@ The tampering tests change the SQLite file directly, as someone with access to i
 (dropping the append-only trigger first where they must), then walk the chain.
 """
 
+import http.client
 import sqlite3
+import threading
 from contextlib import closing
 
+import orjson
 import pytest
 from helpers import record
 
+from bench.server import Server
 from collector import audit, maintenance
 from collector.db import database
 from collector.retention import MICROS_PER_DAY, Retention
@@ -240,3 +244,32 @@ def test_an_upgraded_database_gets_its_records_linked(tmp_path, make_app):
     assert (found.records, found.pruned) == (3, 2)
     post(app.test_client(), [record()])
     assert verify(app).intact
+
+
+@pytest.mark.e2e
+def test_workers_writing_at_once_write_one_chain(tmp_path):
+    database_path, clients, batches, size = tmp_path / "collector.db", 6, 20, 10
+    with Server(tmp_path, database_path, env={"WORKERS": "2"}) as server:
+
+        def client(number):
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            for batch in range(batches):
+                body = [record(message=f"client {number} batch {batch} record {i}")
+                        for i in range(size)]
+                connection.request("POST", "/ingest", orjson.dumps(body), {
+                    "Content-Type": "application/json", "Prefer": "return=minimal"})
+                response = connection.getresponse()
+                response.read()
+                assert response.status == 201
+
+        threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    with closing(sqlite3.connect(database_path)) as connection:
+        found = audit.verify(connection)
+        moments = connection.execute("SELECT COUNT(DISTINCT received_at) FROM log_record").fetchone()
+    assert found.intact, found.summary()
+    assert found.records == clients * batches * size
+    assert moments[0] > 1  # written in many transactions
