@@ -100,7 +100,10 @@ def create_first_key(key_file):
     """
     if ApiKey.select().exists():
         return None
-    _api_key, key = create_key(FIRST_KEY_NAME, "admin")
+    try:
+        _api_key, key = create_key(FIRST_KEY_NAME, "admin")
+    except ApiKeyError:  # another start created it meanwhile
+        return None
     path = Path(key_file)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(path.name + ".new")
@@ -161,12 +164,12 @@ def authenticate():
 
 
 def _presented_key():
-    authorization = request.headers.get("Authorization")
-    if authorization is not None:
-        scheme, _, key = authorization.strip().partition(" ")
-        if scheme.lower() != "bearer" or not key.strip():
-            raise _unauthorized("invalid_api_key",
-                                "send the key as 'Authorization: Bearer <key>'")
+    # Another scheme (a proxy's Basic credentials, say) is not meant for the
+    # collector: it counts as no key at all.
+    scheme, _, key = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() == "bearer":
+        if not key.strip():
+            raise _unauthorized("invalid_api_key", "the Authorization header has no key")
         return key.strip()
     key = request.headers.get("X-API-Key")
     if key is not None and not key.strip():

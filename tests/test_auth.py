@@ -73,13 +73,21 @@ def test_health_and_docs_need_no_key(secured, path):
 
 @pytest.mark.parametrize("headers", [
     {"Authorization": "Bearer clk_not-a-key-anyone-was-given"},
+    {"authorization": "bearer clk_not-a-key-anyone-was-given"},
     {"X-API-Key": "clk_not-a-key-anyone-was-given"},
-    {"Authorization": "Basic dXNlcjpwYXNz"},
     {"Authorization": "Bearer "},
     {"X-API-Key": " "},
-], ids=["unknown bearer", "unknown x-api-key", "basic", "empty bearer", "empty x-api-key"])
+], ids=["unknown bearer", "lower case", "unknown x-api-key", "empty bearer", "empty x-api-key"])
 def test_a_bad_key_is_a_401(secured, keys, headers):
     assert_error(secured.test_client().get("/logs", headers=headers), 401, "invalid_api_key")
+
+
+def test_another_authorization_scheme_is_no_key(secured, keys):
+    """A proxy's Basic credentials are not for the collector: no key, not a bad one."""
+    basic = {"Authorization": "Basic dXNlcjpwYXNz"}
+    assert_error(secured.test_client().get("/logs", headers=basic), 401, "missing_api_key")
+    with_key = {**basic, "X-API-Key": keys["read"]}
+    assert secured.test_client().get("/logs", headers=with_key).status_code == 200
 
 
 @pytest.mark.parametrize("header", ["Authorization", "X-API-Key"])
