@@ -5,6 +5,7 @@ documented default (the README's table lists them); an invalid value stops
 start-up with a message naming the setting.
 """
 
+import ipaddress
 import os
 
 
@@ -13,13 +14,17 @@ class ConfigError(ValueError):
 
 
 DEFAULT_HOST = "127.0.0.1"
-LOOPBACK_HOSTS = ("localhost", "::1", "[::1]")
 
 
 def is_loopback(host):
     """Whether ``host`` (an address gunicorn binds) is reachable from this machine only."""
-    host = host.strip().lower()
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
+    host = host.strip().lower().removeprefix("[").removesuffix("]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve to anything
+        return False
 
 
 def _integer(environ, name, default, minimum=None, maximum=None):

@@ -87,7 +87,7 @@ def link_before(connection, record_id):
         "SELECT id, 0, chain FROM log_record WHERE id < ? ORDER BY id DESC LIMIT 1",
         "SELECT last_id, 0, link FROM audit_gap WHERE last_id < ? ORDER BY first_id DESC LIMIT 1",
         "SELECT after_id, id, link FROM audit_checkpoint WHERE after_id < ?"
-        " ORDER BY id DESC LIMIT 1",
+        " ORDER BY after_id DESC, id DESC LIMIT 1",
     ):
         entries += connection.execute(sql, (record_id,)).fetchall()
     return max(entries)[2]
@@ -202,21 +202,27 @@ class Verification:
 
 
 def verify(connection, on_record=lambda: None):
-    """Walk the whole chain in id order; a Verification. Reads one snapshot."""
-    gaps = connection.execute(_GAPS_SQL).fetchall()
-    checkpoints = connection.execute(_CHECKPOINTS_SQL, (0, _MAX_ID)).fetchall()
-    records = connection.execute(_RECORDS_SQL, (0, _MAX_ID))
+    """Walk the whole chain in id order; a Verification. Call it in one read transaction."""
     found = Verification()
-    link, expected = _walk(found, records, gaps, checkpoints, GENESIS, 1, on_record)
+    last_id, _ = head(connection)
+    walk = _Walk(found, GENESIS, 1, on_record)
+    walk.run(connection.execute(_RECORDS_SQL, (0, _MAX_ID)),
+             connection.execute(_GAPS_SQL),
+             connection.execute(_CHECKPOINTS_SQL, (0, _MAX_ID)))
     if not found.intact:
         return found
-    last_id, _ = head(connection)
-    if last_id >= expected:
-        return _broken(found, expected, f"records {expected}-{last_id} are missing")
-    covered = checkpoints[-1][4] if checkpoints else gaps_digest([])
-    if gaps_digest(gaps) != covered:
+    if last_id >= walk.expected:
+        return _broken(found, walk.expected, f"records {walk.expected}-{last_id} are missing")
+    if walk.expected - 1 > last_id or walk.checkpoint_after > last_id:
+        return _broken(found, None, f"the chain reaches past the last id given, {last_id}")
+    newest = connection.execute(
+        "SELECT id, gaps_digest FROM audit_checkpoint ORDER BY id DESC LIMIT 1").fetchone()
+    if newest and newest[0] != walk.checkpoint_id:
+        return _broken(found, None, f"the last prune checkpoint ({newest[0]}) is not where"
+                                    " the chain says it was written")
+    if _digest_bytes(walk.gaps_sum) != (newest[1] if newest else _digest_bytes(0)):
         return _broken(found, None, "the pruned ranges differ from those the last prune recorded")
-    found.head_id, found.head_link = expected - 1, link
+    found.head_id, found.head_link = walk.expected - 1, walk.link
     return found
 
 
@@ -224,61 +230,83 @@ def check_before_pruning(connection, ids):
     """The Verification of the stored records ``ids`` that do not match their links, or None.
 
     Pruning must not delete an altered record: it would take the evidence along
-    and leave a gap whose link looks right.
+    and leave a gap whose link looks right. Call it in the read transaction
+    that found ``ids``.
     """
     for first_id, last_id in _runs(sorted(ids)):
         found = Verification()
-        _walk(found, connection.execute(_RECORDS_SQL, (first_id, last_id)), [],
-              connection.execute(_CHECKPOINTS_SQL, (first_id, last_id - 1)).fetchall(),
-              link_before(connection, first_id), first_id)
+        _Walk(found, link_before(connection, first_id), first_id).run(
+            connection.execute(_RECORDS_SQL, (first_id, last_id)), [],
+            connection.execute(_CHECKPOINTS_SQL, (first_id, last_id - 1)),
+        )
         if not found.intact:
             return found
     return None
 
 
-def _walk(found, records, gaps, checkpoints, link, expected, on_record=lambda: None):
-    """Check each entry's link from ``link`` on, in chain order; the last link and next id.
+class _Walk:
+    """Checks the chain's entries from ``link`` and id ``expected`` on, in chain order.
 
-    Records and pruned runs are in id order, each checkpoint just after the
-    record it was written after. Stops at the first break, noted in ``found``.
+    Stops at the first break, noted in ``found``; afterwards ``link`` and
+    ``expected`` are where it ended.
     """
-    entries = merge(
-        ((row[0], 0, 0, _RECORD, row) for row in records),
-        ((gap[0], 0, 0, _GAP, gap) for gap in gaps),
-        ((point[0], 1, point[1], _CHECKPOINT, point) for point in checkpoints),
-        key=lambda entry: entry[:3],
-    )
-    gap_end = None
-    for *_, kind, entry in entries:
-        if kind == _RECORD:
-            record_id, *row, stored = entry
-            if record_id != expected:
-                _broken(found, min(record_id, expected), _misplaced(record_id, expected))
-                break
-            if record_link(link, record_id, row) != stored:
-                _broken(found, record_id, "its content or position does not match its link")
-                break
-            link, expected, gap_end = stored, record_id + 1, None
-            found.records += 1
-            on_record()
-        elif kind == _GAP:
-            first_id, last_id, stored = entry
-            if first_id != expected:
-                _broken(found, min(first_id, expected),
-                        f"the pruned run {first_id}-{last_id} does not follow id {expected - 1}")
-                break
-            link, expected, gap_end = stored, last_id + 1, last_id
-            found.pruned += last_id - first_id + 1
-        else:
-            after_id, _id, created_at, pruned, digest, stored = entry
-            if gap_end is not None and after_id < gap_end:
-                continue  # written between records pruned since: the gap's link covers it
-            if checkpoint_link(link, created_at, after_id, pruned, digest) != stored:
-                _broken(found, after_id + 1,
-                        f"the prune checkpoint after id {after_id} does not match its link")
-                break
-            link = stored
-    return link, expected
+
+    def __init__(self, found, link, expected, on_record=lambda: None):
+        self.found, self.link, self.expected, self.on_record = found, link, expected, on_record
+        self.gap_end = None  # the last id of the pruned run just crossed, if no record since
+        self.gaps_sum = 0  # the pruned runs' digest, as append_checkpoint keeps it
+        self.checkpoint_id = self.checkpoint_after = 0  # the last checkpoint checked
+        self.checkpoint_seen = 0  # the last checkpoint met, checked or not
+
+    def run(self, records, gaps, checkpoints):
+        """Walk the entries: records and pruned runs in id order, each checkpoint just after
+        the record it was written after (cursors ordered by id, and by after_id then id)."""
+        entries = merge(
+            ((row[0], 0, 0, _RECORD, row) for row in records),
+            ((gap[0], 0, 0, _GAP, gap) for gap in gaps),
+            ((point[0], 1, point[1], _CHECKPOINT, point) for point in checkpoints),
+            key=lambda entry: entry[:3],
+        )
+        step = {_RECORD: self._record, _GAP: self._gap, _CHECKPOINT: self._checkpoint}
+        for position, *_, kind, entry in entries:
+            try:
+                broken = step[kind](*entry)
+            except (TypeError, AttributeError, ValueError):  # a value SQLite let in, of no sense
+                broken = position, "a value of the wrong type"
+            if broken:
+                _broken(self.found, *broken)
+                return
+
+    def _record(self, record_id, *row):
+        *row, stored = row
+        if record_id != self.expected:
+            return min(record_id, self.expected), _misplaced(record_id, self.expected)
+        if record_link(self.link, record_id, row) != stored:
+            return record_id, "its content or position does not match its link"
+        self.link, self.expected, self.gap_end = stored, record_id + 1, None
+        self.found.records += 1
+        self.on_record()
+        return None
+
+    def _gap(self, first_id, last_id, stored):
+        if first_id != self.expected or self.gap_end is not None:  # runs next to each other merge
+            return min(first_id, self.expected), (
+                f"the pruned run {first_id}-{last_id} does not follow record {self.expected - 1}")
+        self.link, self.expected, self.gap_end = stored, last_id + 1, last_id
+        self.found.pruned += last_id - first_id + 1
+        self.gaps_sum += run_hash(first_id, last_id, stored)
+        return None
+
+    def _checkpoint(self, after_id, checkpoint_id, created_at, pruned, digest, stored):
+        if checkpoint_id < self.checkpoint_seen:  # later ones were written after later records
+            return after_id + 1, f"prune checkpoint {checkpoint_id} is out of order"
+        self.checkpoint_seen = checkpoint_id
+        if self.gap_end is not None and after_id < self.gap_end:
+            return None  # written between records pruned since: the run's link covers it
+        if checkpoint_link(self.link, created_at, after_id, pruned, digest) != stored:
+            return after_id + 1, f"the prune checkpoint after id {after_id} does not match its link"
+        self.link, self.checkpoint_id, self.checkpoint_after = stored, checkpoint_id, after_id
+        return None
 
 
 def _misplaced(record_id, expected):
@@ -300,13 +328,17 @@ def link_existing_records(connection):
     """
     columns = ", ".join(RECORD_COLUMNS)
     link, expected, missing = GENESIS, 1, []
-    rows = connection.execute(f"SELECT id, {columns} FROM log_record ORDER BY id").fetchall()
-    for record_id, *row in rows:
-        if record_id > expected:
-            missing.append((expected, record_id - 1, link))
-        link = record_link(link, record_id, row)
-        connection.execute("UPDATE log_record SET chain = ? WHERE id = ?", (link, record_id))
-        expected = record_id + 1
+    while rows := connection.execute(  # a chunk at a time: a large table need not fit in memory
+        f"SELECT id, {columns} FROM log_record WHERE id >= ? ORDER BY id LIMIT 10000", (expected,)
+    ).fetchall():
+        links = []
+        for record_id, *row in rows:
+            if record_id > expected:
+                missing.append((expected, record_id - 1, link))
+            link = record_link(link, record_id, row)
+            links.append((link, record_id))
+            expected = record_id + 1
+        connection.executemany("UPDATE log_record SET chain = ? WHERE id = ?", links)
     last_id, _ = head(connection)
     if last_id >= expected:
         missing.append((expected, last_id, link))
@@ -323,5 +355,5 @@ _RECORDS_SQL = "SELECT id, {}, chain FROM log_record WHERE id BETWEEN ? AND ? OR
 _GAPS_SQL = "SELECT first_id, last_id, link FROM audit_gap ORDER BY first_id"
 _CHECKPOINTS_SQL = (
     "SELECT after_id, id, created_at, pruned, gaps_digest, link FROM audit_checkpoint"
-    " WHERE after_id BETWEEN ? AND ? ORDER BY id"
+    " WHERE after_id BETWEEN ? AND ? ORDER BY after_id, id"
 )

@@ -13,6 +13,7 @@ checked, and its restrictions apply.
 """
 
 import hashlib
+import math
 import os
 import secrets
 import threading
@@ -30,6 +31,7 @@ SCOPES = ("ingest", "read", "admin")
 TOKEN_PREFIX = "clk_"  # makes a leaked key easy to recognise, e.g. by secret scanners
 FIRST_KEY_NAME = "admin"
 LAST_USED_RESOLUTION = 60_000_000  # µs: a key's last use is recorded to the minute
+MIN_RATE_LIMIT = 0.001  # records a second: one every 17 minutes
 
 
 class ApiKeyError(ValueError):
@@ -68,8 +70,8 @@ def create_key(name, scopes, services=None, rate_limit=None):
     if not scopes or unknown:
         raise ApiKeyError(f"scopes must be some of {', '.join(SCOPES)}; got {', '.join(scopes)}")
     services = sorted(set(_words(services))) if services else None
-    if rate_limit is not None and not rate_limit > 0:
-        raise ApiKeyError("the rate limit must be a positive number of records a second")
+    if rate_limit is not None and not MIN_RATE_LIMIT <= rate_limit < math.inf:
+        raise ApiKeyError(f"the rate limit must be at least {MIN_RATE_LIMIT} records a second")
     key = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with write_transaction():
         if ApiKey.active().where(ApiKey.name == name).exists():
@@ -141,8 +143,8 @@ def _require(scope):
 
 
 def current_caller():
-    """The Caller of this request (set by ``require``)."""
-    return g.get("caller", ANONYMOUS)
+    """The Caller of this request, set by the blueprint's ``protect``."""
+    return g.caller
 
 
 def authenticate():

@@ -126,15 +126,18 @@ def _store_batch(connection, batch, seen, now, keys_since):
             first_id, accepted, duplicates, rejected = earlier
             rows = LogRecord.rows_between(connection, first_id, accepted)
             return IngestResult(first_id, rows, rejected, duplicates, replayed=True)
-    caller = batch.caller
-    if caller.rate_limit and batch.rows:
-        RateBucket.take(connection, caller.key_id, caller.rate_limit, len(batch.rows), now)
-    rows = []
+    rows, events = [], set()
     for row in batch.rows:
         event = (row[_SERVICE], row[_EVENT_ID])
-        if event[1] is None or event not in seen:
+        if event[1] is None:
             rows.append(row)
-            seen.add(event)
+        elif event not in seen and event not in events:
+            rows.append(row)
+            events.add(event)
+    caller = batch.caller
+    if caller.rate_limit and rows:  # the records it stores: duplicates cost nothing
+        RateBucket.take(connection, caller.key_id, caller.rate_limit, len(rows), now)
+    seen |= events
     first_id = LogRecord.insert_rows(connection, rows) if rows else None
     result = IngestResult(first_id, rows, batch.rejected, len(batch.rows) - len(rows))
     if batch.idempotency_key:

@@ -85,11 +85,15 @@ def prune(retention, now, on_deleted=lambda count: None):
     # released: it would be timed as lock hold and upset the batch sizing.
     # A checkpoint after each batch keeps the WAL as small.
     with _pragma_set("wal_autocheckpoint", 0):
-        while rows := database.execute_sql(
-            select, [*position, retention.expired_before(now), *params, size]
-        ).fetchall():
-            ids = [record_id for _, record_id in rows]
-            altered = audit.check_before_pruning(database.connection(), ids)
+        while True:
+            with database.atomic():  # one snapshot: a concurrent prune cannot cut a run short
+                rows = database.execute_sql(
+                    select, [*position, retention.expired_before(now), *params, size]
+                ).fetchall()
+                ids = [record_id for _, record_id in rows]
+                altered = audit.check_before_pruning(database.connection(), ids)
+            if not rows:
+                break
             if altered:
                 raise MaintenanceError(
                     f"refusing to prune record {altered.broken_at}: {altered.reason};"

@@ -121,6 +121,14 @@ MIGRATIONS = [
             END""",
         ],
     ),
+    (
+        5,
+        "prune checkpoints by their place in the chain",
+        [
+            "CREATE INDEX IF NOT EXISTS audit_checkpoint_after_id"
+            " ON audit_checkpoint (after_id, id)",
+        ],
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

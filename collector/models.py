@@ -180,7 +180,9 @@ class RateBucket(BaseModel):
         row = connection.execute(
             "SELECT tokens, updated_at FROM rate_bucket WHERE api_key_id = ?", (api_key_id,)
         ).fetchone()
-        tokens = rate if row is None else min(rate, row[0] + rate * (now - row[1]) / 1e6)
+        # A clock stepped back refills nothing rather than locking the key out.
+        elapsed = 0 if row is None else max(0, now - row[1]) / 1e6
+        tokens = rate if row is None else min(rate, row[0] + rate * elapsed)
         if tokens <= 0:
             wait = max(1, math.ceil(-tokens / rate))
             raise APIError(

@@ -180,16 +180,77 @@ def test_pruning_everything_leaves_a_verifiable_chain(app, client):
 
 
 def test_a_deletion_dressed_up_as_a_prune_is_found(app, db_path):
+    store_aged(app, INTERLEAVED)  # pruned: 1, 3-4, 6-7, 9; kept: 2, 5, 8
+    prune(app, RETENTION_RULES="service=chatty:5")
+    # Delete live record 8 and make one run of 6-9 out of 6-7 and 9, with 9's own link.
+    tamper(db_path,
+           "UPDATE audit_gap SET last_id = 9,"
+           " link = (SELECT link FROM audit_gap WHERE first_id = 9) WHERE first_id = 6",
+           "DELETE FROM audit_gap WHERE first_id = 9",
+           "DELETE FROM log_record WHERE id = 8")
+    found = verify(app)
+    assert not found.intact
+    assert "differ from those the last prune recorded" in found.reason
+
+
+def test_pruned_runs_side_by_side_are_found(app, db_path):
     store_aged(app, INTERLEAVED)
     prune(app, RETENTION_RULES="service=chatty:5")
-    # Delete live record 5 and widen the pruned run 3-4 over it, with 5's own link.
+    # Widen the run 3-4 over live record 5, next to the run 6-7: runs always merge.
     tamper(db_path,
            "UPDATE audit_gap SET last_id = 5, link = (SELECT chain FROM log_record WHERE id = 5)"
            " WHERE first_id = 3",
            "DELETE FROM log_record WHERE id = 5")
     found = verify(app)
-    assert not found.intact
-    assert "differ from those the last prune recorded" in found.reason
+    assert found.broken_at == 6 and "pruned run 6-7" in found.reason
+
+
+def test_a_run_widened_over_the_last_checkpoint_is_found(app, db_path):
+    """The last checkpoint must be on the walked chain: hiding it inside a run hides nothing."""
+    store_aged(app, [("old", 50)] * 3 + [("new", 1)] * 2)
+    prune(app)  # run 1-3, checkpoint after record 5
+    store_aged(app, [("new", 0)] * 3)  # 6-8
+    # Delete 4-6 and widen the run over them (and the checkpoint), with a matching digest.
+    with closing(sqlite3.connect(db_path)) as connection:
+        link_6 = connection.execute("SELECT chain FROM log_record WHERE id = 6").fetchone()[0]
+    tamper(db_path, "DELETE FROM log_record WHERE id IN (4, 5, 6)",
+           ("UPDATE audit_gap SET last_id = 6, link = ? WHERE first_id = 1", (link_6,)),
+           ("UPDATE audit_checkpoint SET gaps_digest = ?",
+            (audit.gaps_digest([(1, 6, link_6)]),)))
+    found = verify(app)
+    assert not found.intact and "last prune checkpoint" in found.reason
+
+
+def test_a_made_up_prune_in_a_never_pruned_chain_is_found(app, client, db_path):
+    for i in range(5):
+        post(client, [record(message=f"r{i}")])
+    with closing(sqlite3.connect(db_path)) as connection:
+        link_3 = connection.execute("SELECT chain FROM log_record WHERE id = 3").fetchone()[0]
+    tamper(db_path, "DELETE FROM log_record WHERE id IN (2, 3)",
+           ("INSERT INTO audit_gap VALUES (2, 3, ?)", (link_3,)),
+           ("INSERT INTO audit_checkpoint (created_at, after_id, pruned, gaps_digest, link)"
+            " VALUES (0, 2, 2, ?, zeroblob(32))", (audit.gaps_digest([(2, 3, link_3)]),)))
+    found = verify(app)
+    assert not found.intact and "last prune checkpoint" in found.reason
+
+
+def test_a_run_past_the_last_id_is_found(app, client, db_path):
+    post(client, [record()] * 3)
+    tamper(db_path, "INSERT INTO audit_gap VALUES (4, 9, zeroblob(32))",
+           ("INSERT INTO audit_checkpoint (created_at, after_id, pruned, gaps_digest, link)"
+            " VALUES (0, 3, 0, ?, zeroblob(32))", (audit.gaps_digest([(4, 9, bytes(32))]),)))
+    assert not verify(app).intact
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE log_record SET message = CAST('blob' AS BLOB) WHERE id = 2",
+    "UPDATE log_record SET chain = 'text' WHERE id = 2",
+    "UPDATE log_record SET timestamp = 1.5 WHERE id = 2",
+])
+def test_values_of_the_wrong_type_are_a_break_not_a_crash(stored, db_path, client, statement):
+    tamper(db_path, statement)
+    assert verify(stored).broken_at == 2
+    assert client.get("/audit/verify").get_json()["broken_at"] == 2
 
 
 def test_the_last_checkpoint_cannot_be_dropped_or_changed(app, db_path):
@@ -269,7 +330,8 @@ def test_workers_writing_at_once_write_one_chain(tmp_path):
             thread.join()
     with closing(sqlite3.connect(database_path)) as connection:
         found = audit.verify(connection)
-        moments = connection.execute("SELECT COUNT(DISTINCT received_at) FROM log_record").fetchone()
+        moments = connection.execute(
+            "SELECT COUNT(DISTINCT received_at) FROM log_record").fetchone()
     assert found.intact, found.summary()
     assert found.records == clients * batches * size
     assert moments[0] > 1  # written in many transactions

@@ -175,6 +175,10 @@ def test_a_presented_key_keeps_its_restrictions_without_required_keys(app, clien
     ({"HOST": "0.0.0.0", "AUTH": "off"}, False),
     ({"HOST": "127.0.0.1", "AUTH": "on"}, True),
     ({"HOST": "0.0.0.0", "AUTH": "auto"}, True),
+    ({"HOST": "[::1]"}, False),
+    ({"HOST": "127.0.0.2"}, False),
+    ({"HOST": "127.attacker.example"}, True),
+    ({"HOST": "::"}, True),
 ])
 def test_keys_are_required_unless_loopback_only_or_turned_off(env, required):
     assert Config(env).AUTH_REQUIRED is required
@@ -224,6 +228,29 @@ def test_a_rate_limited_key_gets_429_with_retry_after(secured, stored_count, mon
     clock.now += 200_000
     assert call(client, "POST", "/ingest", key, json=[record()]).status_code == 201
     assert stored_count() == 21
+
+
+def test_a_clock_stepped_back_does_not_lock_a_key_out(secured, monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(ingestion, "now_micros", clock)
+    with secured.app_context(), database.connection_context():
+        _, key = auth.create_key("slow", "ingest", rate_limit=10)
+    client = secured.test_client()
+    assert call(client, "POST", "/ingest", key, json=[record()] * 5).status_code == 201
+    clock.now -= 60_000_000  # NTP steps the clock back a minute
+    assert call(client, "POST", "/ingest", key, json=[record()] * 5).status_code == 201
+
+
+def test_skipped_duplicates_are_not_charged(secured, monkeypatch):
+    monkeypatch.setattr(ingestion, "now_micros", Clock())
+    with secured.app_context(), database.connection_context():
+        _, key = auth.create_key("slow", "ingest", rate_limit=3)
+    client = secured.test_client()
+    batch = [record(event_id=f"e{i}") for i in range(3)]
+    assert call(client, "POST", "/ingest", key, json=batch).status_code == 201  # bucket empty
+    again = call(client, "POST", "/ingest", key, json=batch)  # a shipper's retry
+    assert again.status_code == 201 and again.get_json()["duplicates"] == 3
+    assert call(client, "POST", "/ingest", key).status_code == 429  # a new record is charged
 
 
 def test_a_rate_limit_holds_one_key_only(secured, keys, monkeypatch):
@@ -300,6 +327,8 @@ def test_key_commands_create_list_and_revoke(runner, db_path):
     (["--scopes", "write"], "scopes must be"),
     (["--scopes", ""], "scopes must be"),
     (["--scopes", "read", "--rate-limit", "0"], "rate limit"),
+    (["--scopes", "read", "--rate-limit", "1e-310"], "rate limit"),
+    (["--scopes", "read", "--rate-limit", "inf"], "rate limit"),
 ])
 def test_bad_key_requests_are_refused(runner, args, problem):
     result = runner.invoke(args=["keys", "create", "someone", *args])

@@ -139,7 +139,7 @@ def _idempotency_key(caller):
             f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters",
         )
     # Each API key has its own idempotency keys: no client sees another's outcomes.
-    return f"{caller.key_id or ''}:{key}"
+    return key if caller.key_id is None else f"{caller.key_id}:{key}"
 
 
 def _request_hash(body, partial):
