@@ -151,6 +151,7 @@ class LogFilterSchema(Schema):
     until = TimeBound()
     host = BoundedString(255)
     trace_id = HexId(32)
+    api_key_id = fields.Integer(validate=validate.Range(min=0, max=2**63 - 1))
     q = FullTextQuery()
     attr = fields.Dict(
         keys=fields.String(validate=validate.Regexp(

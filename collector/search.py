@@ -58,6 +58,8 @@ def filter_clauses(params, now):
         clauses.append(R.host == params["host"])
     if "trace_id" in params:
         clauses.append(R.trace_id == params["trace_id"])
+    if "api_key_id" in params:
+        clauses.append(R.api_key_id == params["api_key_id"])
     if "q" in params:
         clauses.append(_full_text_clause(params["q"]))
     for key, value in params.get("attr", {}).items():

@@ -133,6 +133,21 @@ def test_each_record_remembers_its_key(secured, keys, db_path):
     assert document["api_key_id"] == key_id(db_path, "ingest")
 
 
+def test_records_can_be_found_by_the_key_that_sent_them(secured, keys, db_path):
+    client = secured.test_client()
+    call(client, "POST", "/ingest", keys["ingest"], json=[record(message="by ingest")] * 2)
+    call(client, "POST", "/ingest", keys["admin"], json=[record(message="by admin")])
+    for name, messages in (("ingest", ["by ingest"] * 2), ("admin", ["by admin"])):
+        url = f"/logs?api_key_id={key_id(db_path, name)}"
+        items = call(client, "GET", url, keys["read"]).get_json()["items"]
+        assert [item["message"] for item in items] == messages
+        stats = call(client, "GET", f"/logs/stats?api_key_id={key_id(db_path, name)}",
+                     keys["read"]).get_json()
+        assert stats["total"] == len(messages)
+    assert_error(call(client, "GET", "/logs?api_key_id=x", keys["read"]), 400,
+                 "invalid_parameter")
+
+
 def key_id(db_path, name):
     with closing(sqlite3.connect(db_path)) as connection:
         return connection.execute("SELECT id FROM api_key WHERE name = ?", (name,)).fetchone()[0]

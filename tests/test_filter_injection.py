@@ -151,7 +151,7 @@ def encode(value):
 
 
 FILTERS = ["service", "severity", "min_severity", "since", "until", "host", "trace_id",
-           "attr value", "attr key", "q"]
+           "api_key_id", "attr value", "attr key", "q"]
 ENDPOINT_PARAMETERS = {
     "/logs": FILTERS + ["order", "limit", "cursor", "after_id", "wait"],
     "/logs/stats": FILTERS + ["by", "interval"],
@@ -271,6 +271,12 @@ def test_hostile_value_is_answered_and_stores_nothing(store, path, parameter, va
 
 
 def test_every_filter_and_value_is_covered():
+    from collector.query import EXPORT_SCHEMA, PAGE_SCHEMA, STATS_SCHEMA
+
+    for path, schema in (("/logs", PAGE_SCHEMA), ("/logs/stats", STATS_SCHEMA),
+                         ("/logs/export", EXPORT_SCHEMA)):
+        parameters = {name.split(" ")[0] for name in ENDPOINT_PARAMETERS[path]}
+        assert set(schema.fields) == parameters, path  # a new filter joins the table
     assert len(HOSTILE) >= 60
     assert len(CASES) == (len(HOSTILE) * sum(map(len, ENDPOINT_PARAMETERS.values()))
                           + len(CURSORS))

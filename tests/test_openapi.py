@@ -77,7 +77,8 @@ def test_operations_answer_the_error_shape(document):
 def test_query_parameters_come_from_the_query_schemas(document):
     names = {path: {p["name"] for p in document["paths"][path]["get"]["parameters"]}
              for path in ("/logs", "/logs/stats", "/logs/export")}
-    filters = {"service", "severity", "min_severity", "since", "until", "host", "trace_id", "q"}
+    filters = {"service", "severity", "min_severity", "since", "until", "host", "trace_id",
+               "api_key_id", "q"}
     assert names["/logs"] == filters | {"order", "limit", "cursor", "after_id", "wait"}
     assert names["/logs/stats"] == filters | {"by", "interval"}
     assert names["/logs/export"] == filters | {"order"}
