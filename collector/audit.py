@@ -71,10 +71,15 @@ def _digest_bytes(total):
     return (total % _DIGEST_MODULUS).to_bytes(64, "big")
 
 
-def head(connection):
-    """The last id a log record was given (0 when none) and the chain's newest link."""
+def last_id_given(connection):
+    """The last id a log record was given, deleted since or not; 0 when none was."""
     row = connection.execute("SELECT seq FROM sqlite_sequence WHERE name = 'log_record'").fetchone()
-    last_id = row[0] if row else 0
+    return row[0] if row else 0
+
+
+def head(connection):
+    """The last id a log record was given and the chain's newest link."""
+    last_id = last_id_given(connection)
     return last_id, link_before(connection, last_id + 1)
 
 
@@ -204,7 +209,7 @@ class Verification:
 def verify(connection, on_record=lambda: None):
     """Walk the whole chain in id order; a Verification. Call it in one read transaction."""
     found = Verification()
-    last_id, _ = head(connection)
+    last_id = last_id_given(connection)
     walk = _Walk(found, GENESIS, 1, on_record)
     walk.run(connection.execute(_RECORDS_SQL, (0, _MAX_ID)),
              connection.execute(_GAPS_SQL),
@@ -339,7 +344,7 @@ def link_existing_records(connection):
             links.append((link, record_id))
             expected = record_id + 1
         connection.executemany("UPDATE log_record SET chain = ? WHERE id = ?", links)
-    last_id, _ = head(connection)
+    last_id = last_id_given(connection)
     if last_id >= expected:
         missing.append((expected, last_id, link))
     connection.executemany(
