@@ -80,8 +80,9 @@ revoke: $(BIN)/.installed ## revoke the API key NAME=...; it stops working at on
 stats: $(BIN)/.installed ## records, size on disk, time span, counts per service and severity
 	@$(FLASK) stats
 
-lint: $(BIN)/.installed ## check the code with ruff (pyproject.toml has its rules)
+lint: $(BIN)/.installed ## check the code with ruff and the layers with import-linter (pyproject.toml)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 clean: ## remove the venv and caches (keeps data/)
 	rm -rf $(VENV) .pytest_cache

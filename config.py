@@ -107,13 +107,10 @@ class Config:
         self.READY_MIN_FREE_MB = _integer(env, "READY_MIN_FREE_MB", 100, minimum=0)
 
         # Retention
-        # Imported here, not at the top: the collector package imports this module.
-        from collector.retention import parse_rules
-
         self.RETENTION_DAYS = _integer(env, "RETENTION_DAYS", 30, minimum=1)
-        # Kept as text (the form tests override); parsed here so a bad rule stops start-up.
+        # Kept as text (the form tests override); collector.retention parses it when
+        # the app is built, and gunicorn.conf.py before any worker starts.
         self.RETENTION_RULES = env.get("RETENTION_RULES", "").strip()
-        parse_rules(self.RETENTION_RULES)
         # Seconds between automatic prunes, run by one worker at a time (0: off, use make prune).
         self.PRUNE_INTERVAL = _integer(env, "PRUNE_INTERVAL", 0, minimum=0)
         self.BACKUP_DIR = env.get("BACKUP_DIR", "backups")
@@ -121,11 +118,6 @@ class Config:
         # Metrics: set by gunicorn.conf.py (from METRICS_DIR) so that workers add up
         # their samples there; unset, metrics are those of this process alone.
         self.PROMETHEUS_MULTIPROC_DIR = env.get("PROMETHEUS_MULTIPROC_DIR") or None
-
-    @property
-    def database_path(self):
-        """The SQLite file named by DATABASE_URL."""
-        return self.DATABASE_URL.removeprefix("sqlite:///")
 
     def as_dict(self):
         """The settings as a mapping, for ``app.config.from_mapping``."""

@@ -1,23 +1,24 @@
 """gunicorn settings for the collector; `make run` starts gunicorn with this file.
 
 Every value comes from the environment through config.ServerConfig (documented
-in the README). config.py is loaded under another module name: gunicorn has a
-setting called "config", and a plain `import config` here collides with it.
+in the README). Names are imported from config, never the module itself:
+gunicorn reads this file's names as its settings, and it has one called "config".
 """
 
 import atexit
-import importlib.util
 import os
 import pathlib
 import shutil
+import sys
 import tempfile
 
-_spec = importlib.util.spec_from_file_location(
-    "collector_settings", pathlib.Path(__file__).with_name("config.py")
-)
-_settings = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_settings)
-_server = _settings.ServerConfig()
+from config import Config, ConfigError, ServerConfig
+
+try:
+    _server = ServerConfig()
+    _app_settings = Config().as_dict()
+except ConfigError as _invalid:  # one line, not gunicorn's traceback of this file
+    sys.exit(f"collector: {_invalid}")
 
 # prometheus_client reads PROMETHEUS_MULTIPROC_DIR once, when first imported;
 # the master imports it with the collector package (below, and for logger_class)
@@ -37,7 +38,14 @@ def _remove_metrics_dir(master_pid):
 if not _server.METRICS_DIR:  # gunicorn's own directory goes when the master does
     atexit.register(_remove_metrics_dir, os.getpid())
 
-_settings.Config()  # an invalid app setting stops the master before any worker starts
+# An invalid retention rule stops the master before any worker starts, too.
+from collector.ops import logging as collector_logging  # noqa: E402  (after the metrics dir)
+from collector.retention import Retention  # noqa: E402
+
+try:
+    Retention.from_config(_app_settings)
+except ConfigError as _invalid:
+    sys.exit(f"collector: {_invalid}")
 
 wsgi_app = "wsgi:app"
 
@@ -67,23 +75,8 @@ limit_request_field_size = 8190
 accesslog = "-" if _server.ACCESS_LOG else None
 errorlog = "-"
 loglevel = _server.LOG_LEVEL
-logger_class = "collector.gunicorn_logging.ProbeQuietLogger"
-logconfig_dict = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"json": {"()": "collector.jsonlog.JsonFormatter"}},
-    "handlers": {
-        "stdout": {"class": "logging.StreamHandler", "formatter": "json",
-                   "stream": "ext://sys.stdout"},
-    },
-    # The app's loggers (collector.*) reach stdout through the root logger.
-    "root": {"level": _server.LOG_LEVEL.upper(), "handlers": ["stdout"]},
-    "loggers": {
-        "gunicorn.error": {"level": _server.LOG_LEVEL.upper(), "handlers": ["stdout"],
-                           "propagate": False},
-        "gunicorn.access": {"level": "INFO", "handlers": ["stdout"], "propagate": False},
-    },
-}
+logger_class = "collector.ops.logging.ProbeQuietLogger"
+logconfig_dict = collector_logging.logging_config(_server.LOG_LEVEL)
 
 
 
@@ -105,9 +98,9 @@ def child_exit(server, worker):
 def post_worker_init(worker):
     """With PRUNE_INTERVAL set, start the worker's automatic-prune thread on its app.
 
-    Each worker has one; a lock file beside the database lets one prune run per
-    interval across them all (see collector/autoprune.py).
+    Each worker has one; the store's prune lock lets one prune run per interval
+    across them all (see collector/ops/autoprune.py).
     """
-    from collector import autoprune
+    from collector.ops import autoprune
 
     autoprune.start(worker.wsgi)

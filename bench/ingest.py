@@ -8,7 +8,7 @@ from config import Config
 
 from . import loadgen, storage
 from .report import Row, target_row
-from .server import Server
+from .server import BenchServer
 
 MINIMAL = {"Content-Type": "application/json", "Prefer": "return=minimal"}
 FULL_ECHO = {"Content-Type": "application/json"}
@@ -115,7 +115,7 @@ def _drive(bench, name, batch_size, duration, headers=MINIMAL, app=None, env=Non
     Returns the load's figures with the workers' peak RSS added.
     """
     database = database or bench.workdir / f"{name}.db"
-    with Server(bench.workdir, database, app=app, env=env) as server:
+    with BenchServer(bench.workdir, database, app=app, env=env) as server:
         load = loadgen.Load(
             port=server.port,
             bodies=bench.bodies(batch_size),

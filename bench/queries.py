@@ -10,9 +10,9 @@ import statistics
 import time
 from contextlib import closing
 
-from collector import audit, create_app
-from collector.db import database as collector_database
-from collector.models import INSERT_SQL, LogRecord
+from collector import create_app
+from collector.storage.sqlite import chain
+from collector.storage.sqlite.writes import INSERT_SQL, insert_rows
 from collector.times import now_micros
 
 from . import storage
@@ -34,9 +34,9 @@ def query_figures(bench):
     fill_seconds = _fill_week(database, bench.rows, bench.mode.query_rows)
     app = create_app({"DATABASE_URL": f"sqlite:///{database}"})
     client = app.test_client()
-    service = bench.rows[0][2]
+    service = bench.rows[0].service
     words = _words(database, bench.mode.query_rows)
-    trace_id = next(row[7] for row in bench.rows if row[7])
+    trace_id = next(row.trace_id for row in bench.rows if row.trace_id)
     deep_url, deep_page = _deep_page(client, service)
 
     # (label, url, whether the search issue sets the median target on it)
@@ -68,7 +68,7 @@ def query_figures(bench):
                                    f"< {MEDIAN_TARGET_MS} ms", lambda ms: ms < MEDIAN_TARGET_MS))
         else:
             rows.append(Row(f"{label}: median", f"{median:,.1f} ms"))
-    collector_database.close_all()
+    app.extensions["store"].close()
     return figures, rows
 
 
@@ -83,9 +83,9 @@ def _fill_week(database, pool, count):
             for i in range(first, min(first + FILL_ROWS_PER_TRANSACTION, count)):
                 row = pool[i % len(pool)]
                 moment = end - (count - i) * step
-                chunk.append((moment, moment, *row[2:]))
+                chunk.append(row._replace(received_at=moment, timestamp=moment))
             connection.execute("BEGIN IMMEDIATE")
-            LogRecord.insert_rows(connection, chunk)
+            insert_rows(connection, chunk)
             connection.execute("COMMIT")
     return time.perf_counter() - started
 
@@ -151,7 +151,7 @@ def insert_costs(bench):
         for chunk in chunks:
             connection.execute("BEGIN IMMEDIATE")
             link_started = time.perf_counter()
-            linked = audit.link_rows(connection, chunk)
+            linked = chain.link_rows(connection, chunk)
             linking += time.perf_counter() - link_started
             connection.executemany(INSERT_SQL, linked)
             connection.execute("COMMIT")

@@ -14,10 +14,8 @@ import time
 from flask import jsonify
 
 from collector import create_app
-from collector.db import database
-from collector.decoding import decode_records
-from collector.ingestion import Batch, normalize, store, validate
-from collector.migrations import migrate
+from collector.ingest.protocols.native import decode_records
+from collector.ingest.writer import Batch, normalize, validate
 from collector.times import now_micros
 
 from .ingest import BATCH, MINIMAL
@@ -36,9 +34,10 @@ def stage_profile(bench):
     batches = [bodies[i % len(bodies)] for i in range(bench.mode.stage_batches)]
     timings = {name: [] for name in (*STAGES, FULL_RESPONSE, WHOLE_REQUEST)}
     client = app.test_client()
+    store = app.extensions["store"]
     try:
-        with app.app_context(), database.connection_context():
-            migrate()
+        with store.session():
+            store.migrate()
         # Alternate the two measurements: inserts slow down as the table grows, and both
         # should see the same table sizes.
         for body in batches:
@@ -49,7 +48,7 @@ def stage_profile(bench):
         if bench.profile:
             print(_cprofile(client, batches), flush=True)
     finally:
-        database.close_all()
+        store.close()
 
     # Means, not medians: a batch that triggers a WAL checkpoint pays for the batches before
     # it, and only means add up, so the stages can be set against the whole request.
@@ -84,7 +83,7 @@ def _time_stages(app, body):
     rows = [normalize(record, received_at) for record in valid]
     normalized = clock()
     batch = Batch(None, rows=rows, rejected=errors)
-    store([batch])
+    app.extensions["writer"].store_group([batch])
     result = batch.result
     inserted = clock()
     summary = {"accepted": len(result.rows), "first_id": result.first_id, "last_id": result.last_id}

@@ -1,11 +1,11 @@
 """The storage limit: the collector's own rows through plain sqlite3, no framework in the way.
 
 Same schema (the collector's migrations: indexes and full-text index), same pragmas
-(collector.db.pragmas), same rows (the generated records through collector.ingestion's
-validate and normalize), same statements (LogRecord.insert_rows: one executemany of the
-rows, then their messages into the full-text index), one BEGIN IMMEDIATE ... COMMIT per
-1,000 rows on a sqlite3 connection: what SQLite allows on this machine for the collector's
-storage work, without HTTP, Flask, peewee or validation.
+(collector.storage.sqlite.db.pragmas), same rows (the generated records through the write
+path's validate and normalize), same statements (the SQLite backend's insert_rows: one
+executemany of the linked rows, then their messages into the full-text index), one
+BEGIN IMMEDIATE ... COMMIT per 1,000 rows on a sqlite3 connection: what SQLite allows on this
+machine for the collector's storage work, without HTTP, Flask, peewee or validation.
 """
 
 import itertools
@@ -13,11 +13,11 @@ import sqlite3
 import time
 from contextlib import closing
 
-from collector import db
-from collector.ingestion import normalize, validate
-from collector.migrations import migrate
-from collector.models import LogRecord
-from collector.schemas import record_schema
+from collector.ingest.schemas import record_schema
+from collector.ingest.writer import normalize, validate
+from collector.storage import open_store
+from collector.storage.sqlite.db import pragmas
+from collector.storage.sqlite.writes import insert_rows
 from collector.times import now_micros
 from config import Config
 
@@ -33,7 +33,7 @@ def collector_config(database):
 
 
 def normalized_rows(records):
-    """``records`` as the row tuples the collector would insert for them."""
+    """``records`` as the Rows the collector would insert for them."""
     valid, errors = validate(records, record_schema(Config().as_dict()))
     if errors:
         first = dict(list(errors.items())[:3])
@@ -44,10 +44,10 @@ def normalized_rows(records):
 
 def create_schema(database):
     """Create the collector's schema in ``database`` by running its migrations."""
-    db.configure(collector_config(database))
-    with db.database.connection_context():
-        migrate()
-    db.database.close_all()
+    store = open_store(collector_config(database))
+    with store.session():
+        store.migrate()
+    store.close()
 
 
 def connect(database):
@@ -65,7 +65,7 @@ def insert(connection, rows, count, per_transaction):
     for done in range(0, count, per_transaction):
         chunk = list(itertools.islice(cycled, min(per_transaction, count - done)))
         connection.execute("BEGIN IMMEDIATE")
-        LogRecord.insert_rows(connection, chunk)
+        insert_rows(connection, chunk)
         connection.execute("COMMIT")
     return time.perf_counter() - started
 
@@ -110,4 +110,4 @@ def storage_limit(bench):
 
 
 def _pragmas(database):
-    return db.pragmas(collector_config(database))
+    return pragmas(collector_config(database))

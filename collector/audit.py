@@ -7,40 +7,43 @@ write. Changing, deleting, inserting or reordering a record breaks the links
 from there on.
 
 Retention pruning is the one deletion. For each run of consecutive pruned ids
-it keeps the link of the run's last record in ``audit_gap``, so the chain can
+the storage keeps the link of the run's last record (a gap), so the chain can
 still be walked across the run. Each prune transaction appends a checkpoint to
-the chain (``audit_checkpoint``) holding a digest of the whole gap table: a gap
-widened later to hide a deleted record no longer matches the last checkpoint,
-and the checkpoint cannot be changed without breaking its own link.
+the chain holding a digest of the whole gap table: a gap widened later to hide
+a deleted record no longer matches the last checkpoint, and the checkpoint
+cannot be changed without breaking its own link.
 
 The chain proves that the records are as written unless every link after the
 change was recomputed too: whoever can rewrite the whole file can rewrite the
 chain. Keep the head link that ``verify`` reports somewhere else to rule that out.
+
+This module is the chain's arithmetic and its walk; each storage backend keeps
+the links and feeds the walk from its tables.
 """
 
 import hashlib
-import json
 from dataclasses import dataclass
 from heapq import merge
 
 import orjson
 
-from .times import now_micros
-
 GENESIS = bytes(32)  # the link before the first record
-
-# A record's stored columns, all covered by its link (LogRecord.INSERT_COLUMNS).
-RECORD_COLUMNS = (
-    "received_at", "timestamp", "service", "severity", "severity_rank", "message",
-    "host", "trace_id", "span_id", "attributes", "event_id", "api_key_id",
-)
 
 _RECORD, _GAP, _CHECKPOINT = 0, 1, 2
 
 
 def record_link(previous, record_id, row):
-    """The link of a record: ``row`` is its columns in ``LogRecord.INSERT_COLUMNS`` order."""
+    """The link of a record: ``row`` is its columns in ``records.COLUMNS`` order."""
     return hashlib.sha256(previous + orjson.dumps((record_id, *row))).digest()
+
+
+def link_rows(last_id, link, rows):
+    """``rows`` as (id, *row, link) for the ids after ``last_id``, continuing from ``link``."""
+    linked = []
+    for record_id, row in enumerate(rows, last_id + 1):
+        link = record_link(link, record_id, row)
+        linked.append((record_id, *row, link))
+    return linked
 
 
 def checkpoint_link(previous, created_at, after_id, pruned, gaps_digest):
@@ -64,114 +67,28 @@ def run_hash(first_id, last_id, link):
 
 def gaps_digest(gaps):
     """The digest of a whole gap table: its (first_id, last_id, link) rows."""
-    return _digest_bytes(sum(run_hash(*gap) for gap in gaps))
+    return digest_bytes(sum(run_hash(*gap) for gap in gaps))
 
 
-def _digest_bytes(total):
+def changed_digest(previous, change):
+    """The digest ``previous`` (bytes, or None for an empty table) changed by ``change``."""
+    return digest_bytes((int.from_bytes(previous, "big") if previous else 0) + change)
+
+
+def digest_bytes(total):
+    """A digest's sum as its stored 64 bytes."""
     return (total % _DIGEST_MODULUS).to_bytes(64, "big")
 
 
-def last_id_given(connection):
-    """The last id a log record was given, deleted since or not; 0 when none was."""
-    row = connection.execute("SELECT seq FROM sqlite_sequence WHERE name = 'log_record'").fetchone()
-    return row[0] if row else 0
-
-
-def head(connection):
-    """The last id a log record was given and the chain's newest link."""
-    last_id = last_id_given(connection)
-    return last_id, link_before(connection, last_id + 1)
-
-
-def link_before(connection, record_id):
-    """The link of the chain's entry just before record ``record_id``."""
-    # A record, a pruned run (it stands where its last record stood) or a
-    # checkpoint written after record ``after_id``, whichever comes last.
-    entries = [(0, 0, GENESIS)]
-    for sql in (
-        "SELECT id, 0, chain FROM log_record WHERE id < ? ORDER BY id DESC LIMIT 1",
-        "SELECT last_id, 0, link FROM audit_gap WHERE last_id < ? ORDER BY first_id DESC LIMIT 1",
-        "SELECT after_id, id, link FROM audit_checkpoint WHERE after_id < ?"
-        " ORDER BY after_id DESC, id DESC LIMIT 1",
-    ):
-        entries += connection.execute(sql, (record_id,)).fetchall()
-    return max(entries)[2]
-
-
-def link_rows(connection, rows):
-    """``rows`` as (id, *row, link) for the next ids, continuing the chain.
-
-    In the write transaction that inserts them: the ids and the chain's head
-    cannot change in between.
-    """
-    last_id, link = head(connection)
-    linked = []
-    for record_id, row in enumerate(rows, last_id + 1):
-        link = record_link(link, record_id, row)
-        linked.append((record_id, *row, link))
-    return linked
-
-
-def record_pruned(connection, ids):
-    """Merge the ids about to be pruned into audit_gap; call before deleting them.
-
-    Returns the change to the gap table's digest, for ``append_checkpoint``.
-    """
-    links = dict(connection.execute(
-        "SELECT id, chain FROM log_record WHERE id IN (SELECT value FROM json_each(?))",
-        (json.dumps(ids),),
-    ).fetchall())
-    change = 0
-    for first_id, last_id in _runs(sorted(links)):
-        link = links[last_id]
-        before = connection.execute(
-            "SELECT first_id, last_id, link FROM audit_gap WHERE first_id < ?"
-            " ORDER BY first_id DESC LIMIT 1", (first_id,),
-        ).fetchone()
-        if before and before[1] == first_id - 1:
-            connection.execute("DELETE FROM audit_gap WHERE first_id = ?", (before[0],))
-            change -= run_hash(*before)
-            first_id = before[0]
-        after = connection.execute(
-            "SELECT first_id, last_id, link FROM audit_gap WHERE first_id = ?", (last_id + 1,)
-        ).fetchone()
-        if after:
-            connection.execute("DELETE FROM audit_gap WHERE first_id = ?", (after[0],))
-            change -= run_hash(*after)
-            last_id, link = after[1], after[2]
-        connection.execute(
-            "INSERT INTO audit_gap (first_id, last_id, link) VALUES (?, ?, ?)",
-            (first_id, last_id, link),
-        )
-        change += run_hash(first_id, last_id, link)
-    return change
-
-
-def _runs(ids):
-    """Sorted ids as (first, last) runs of consecutive ids."""
-    runs = []
+def runs(ids):
+    """Sorted ids as [first, last] runs of consecutive ids."""
+    found = []
     for record_id in ids:
-        if runs and runs[-1][1] == record_id - 1:
-            runs[-1][1] = record_id
+        if found and found[-1][1] == record_id - 1:
+            found[-1][1] = record_id
         else:
-            runs.append([record_id, record_id])
-    return runs
-
-
-def append_checkpoint(connection, pruned, now, change):
-    """Add a checkpoint covering the gap table, changed by ``change``, to the chain.
-
-    In the transaction that changed the gap table.
-    """
-    last_id, previous = head(connection)
-    row = connection.execute(
-        "SELECT gaps_digest FROM audit_checkpoint ORDER BY id DESC LIMIT 1").fetchone()
-    digest = _digest_bytes((int.from_bytes(row[0], "big") if row else 0) + change)
-    connection.execute(
-        "INSERT INTO audit_checkpoint (created_at, after_id, pruned, gaps_digest, link)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (now, last_id, pruned, digest, checkpoint_link(previous, now, last_id, pruned, digest)),
-    )
+            found.append([record_id, record_id])
+    return found
 
 
 @dataclass
@@ -206,47 +123,43 @@ class Verification:
         return f"BROKEN {where}: {self.reason} ({self.records:,} records intact before it)"
 
 
-def verify(connection, on_record=lambda: None):
-    """Walk the whole chain in id order; a Verification. Call it in one read transaction."""
+def verify(records, gaps, checkpoints, last_id, newest_checkpoint, on_record=lambda: None):
+    """Walk the whole chain; a Verification.
+
+    ``records`` yields (id, *columns, link) in id order, ``gaps`` (first_id,
+    last_id, link) in order, ``checkpoints`` (after_id, id, created_at, pruned,
+    digest, link) by after_id then id; ``last_id`` is the last id a record was
+    given and ``newest_checkpoint`` the (id, digest) of the newest checkpoint,
+    or None. All read in one snapshot.
+    """
     found = Verification()
-    last_id = last_id_given(connection)
     walk = _Walk(found, GENESIS, 1, on_record)
-    walk.run(connection.execute(_RECORDS_SQL, (0, _MAX_ID)),
-             connection.execute(_GAPS_SQL),
-             connection.execute(_CHECKPOINTS_SQL, (0, _MAX_ID)))
+    walk.run(records, gaps, checkpoints)
     if not found.intact:
         return found
     if last_id >= walk.expected:
         return _broken(found, walk.expected, f"records {walk.expected}-{last_id} are missing")
     if walk.expected - 1 > last_id or walk.checkpoint_after > last_id:
         return _broken(found, None, f"the chain reaches past the last id given, {last_id}")
-    newest = connection.execute(
-        "SELECT id, gaps_digest FROM audit_checkpoint ORDER BY id DESC LIMIT 1").fetchone()
-    if newest and newest[0] != walk.checkpoint_id:
-        return _broken(found, None, f"the last prune checkpoint ({newest[0]}) is not where"
-                                    " the chain says it was written")
-    if _digest_bytes(walk.gaps_sum) != (newest[1] if newest else _digest_bytes(0)):
+    if newest_checkpoint and newest_checkpoint[0] != walk.checkpoint_id:
+        return _broken(found, None, f"the last prune checkpoint ({newest_checkpoint[0]}) is not"
+                                    " where the chain says it was written")
+    recorded = newest_checkpoint[1] if newest_checkpoint else digest_bytes(0)
+    if digest_bytes(walk.gaps_sum) != recorded:
         return _broken(found, None, "the pruned ranges differ from those the last prune recorded")
     found.head_id, found.head_link = walk.expected - 1, walk.link
     return found
 
 
-def check_before_pruning(connection, ids):
-    """The Verification of the stored records ``ids`` that do not match their links, or None.
+def check_run(link, first_id, records, checkpoints):
+    """The Verification of a run of stored records that breaks, or None when it is intact.
 
-    Pruning must not delete an altered record: it would take the evidence along
-    and leave a gap whose link looks right. Call it in the read transaction
-    that found ``ids``.
+    ``link`` is the chain's link before record ``first_id``; ``records`` and
+    ``checkpoints`` are the run's entries, ordered as for ``verify``.
     """
-    for first_id, last_id in _runs(sorted(ids)):
-        found = Verification()
-        _Walk(found, link_before(connection, first_id), first_id).run(
-            connection.execute(_RECORDS_SQL, (first_id, last_id)), [],
-            connection.execute(_CHECKPOINTS_SQL, (first_id, last_id - 1)),
-        )
-        if not found.intact:
-            return found
-    return None
+    found = Verification()
+    _Walk(found, link, first_id).run(records, [], checkpoints)
+    return None if found.intact else found
 
 
 class _Walk:
@@ -259,7 +172,7 @@ class _Walk:
     def __init__(self, found, link, expected, on_record=lambda: None):
         self.found, self.link, self.expected, self.on_record = found, link, expected, on_record
         self.gap_end = None  # the last id of the pruned run just crossed, if no record since
-        self.gaps_sum = 0  # the pruned runs' digest, as append_checkpoint keeps it
+        self.gaps_sum = 0  # the pruned runs' digest, as each prune keeps it
         self.checkpoint_id = self.checkpoint_after = 0  # the last checkpoint checked
         self.checkpoint_seen = 0  # the last checkpoint met, checked or not
 
@@ -276,7 +189,7 @@ class _Walk:
         for position, *_, kind, entry in entries:
             try:
                 broken = step[kind](*entry)
-            except (TypeError, AttributeError, ValueError):  # a value SQLite let in, of no sense
+            except (TypeError, AttributeError, ValueError):  # a stored value of no sense
                 broken = position, "a value of the wrong type"
             if broken:
                 _broken(self.found, *broken)
@@ -323,42 +236,3 @@ def _misplaced(record_id, expected):
 def _broken(found, record_id, reason):
     found.broken_at, found.reason = record_id, reason
     return found
-
-
-def link_existing_records(connection):
-    """Link the records stored before the chain existed; the migration that adds it calls this.
-
-    Ids missing already (pruned before) become pruned runs, passed through
-    with the link before them, and a checkpoint covers them.
-    """
-    columns = ", ".join(RECORD_COLUMNS)
-    link, expected, missing = GENESIS, 1, []
-    while rows := connection.execute(  # a chunk at a time: a large table need not fit in memory
-        f"SELECT id, {columns} FROM log_record WHERE id >= ? ORDER BY id LIMIT 10000", (expected,)
-    ).fetchall():
-        links = []
-        for record_id, *row in rows:
-            if record_id > expected:
-                missing.append((expected, record_id - 1, link))
-            link = record_link(link, record_id, row)
-            links.append((link, record_id))
-            expected = record_id + 1
-        connection.executemany("UPDATE log_record SET chain = ? WHERE id = ?", links)
-    last_id = last_id_given(connection)
-    if last_id >= expected:
-        missing.append((expected, last_id, link))
-    connection.executemany(
-        "INSERT INTO audit_gap (first_id, last_id, link) VALUES (?, ?, ?)", missing
-    )
-    if missing:
-        append_checkpoint(connection, 0, now_micros(), sum(run_hash(*gap) for gap in missing))
-
-
-_MAX_ID = 2**63 - 1
-_RECORDS_SQL = "SELECT id, {}, chain FROM log_record WHERE id BETWEEN ? AND ? ORDER BY id".format(
-    ", ".join(RECORD_COLUMNS))
-_GAPS_SQL = "SELECT first_id, last_id, link FROM audit_gap ORDER BY first_id"
-_CHECKPOINTS_SQL = (
-    "SELECT after_id, id, created_at, pruned, gaps_digest, link FROM audit_checkpoint"
-    " WHERE after_id BETWEEN ? AND ? ORDER BY after_id, id"
-)

@@ -1,56 +1,114 @@
-"""The one JSON error shape of the whole app: ``{"error": code, "message": text, ...}``."""
+"""The collector's domain errors: what went wrong, in words and a stable code, without HTTP.
 
-import logging
+Every layer below the web raises these. Each carries ``code`` (the machine-readable
+``error`` a client is answered with), ``message`` for a person, and ``details``
+for a machine (the record index of each fault, the parameter named, ...). The
+web layer alone maps them to statuses and headers, in one table
+(``collector.web.errors``), and to each protocol's own error shape.
+"""
 
-from flask import jsonify, request
-from werkzeug.exceptions import HTTPException
-
-from .requestid import request_id
-
-log = logging.getLogger(__name__)
-
-# Stable machine-readable codes for the HTTP errors Flask and werkzeug raise themselves.
-HTTP_ERROR_CODES = {
-    400: "bad_request",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-}
+from marshmallow import INCLUDE, Schema, fields
 
 
-class APIError(Exception):
-    """An error answered to the client as JSON with a stable ``error`` code."""
+class CollectorError(Exception):
+    """Base of the domain errors: ``code``, ``message`` and ``details``."""
 
-    def __init__(self, status, error, message, headers=None, **details):
+    def __init__(self, code, message, **details):
         super().__init__(message)
-        self.status = status
-        self.error = error
+        self.code = code
         self.message = message
-        self.headers = headers or {}
         self.details = details
 
     def to_dict(self):
-        return {"error": self.error, "message": self.message, **self.details}
+        """The error in the collector's own shape: ``{"error", "message", ...details}``."""
+        return {"error": self.code, "message": self.message, **self.details}
 
 
-class ValidationFailed(APIError):
+class ErrorSchema(Schema):
+    """The one error shape; some errors add details such as parameter, errors, line."""
+
+    class Meta:
+        unknown = INCLUDE
+
+    error = fields.String(required=True, metadata={"example": "invalid_parameter"})
+    message = fields.String(required=True)
+    parameter = fields.String()
+    errors = fields.Dict(metadata={"description": "Reasons by record index or parameter name."})
+
+
+class InvalidInput(CollectorError):
+    """A body, parameter or header the collector cannot take as it is; nothing was stored."""
+
+
+class TooLarge(CollectorError):
+    """A body or batch beyond a configured limit; nothing was stored."""
+
+
+class UnsupportedFormat(CollectorError):
+    """A Content-Type or Content-Encoding the endpoint does not read."""
+
+
+class RequestTimeout(CollectorError):
+    """The request's body did not arrive in time."""
+
+
+class ValidationFailed(CollectorError):
     """Records of a batch failed validation; ``errors`` maps record index to field reasons."""
 
     def __init__(self, errors, count):
         super().__init__(
-            422,
             "validation_failed",
             f"{len(errors)} of {count} records are invalid; nothing was stored",
             errors=errors,
         )
 
 
-class StorageUnavailable(APIError):
-    """The database cannot take the write now; nothing was stored, retry after Retry-After."""
+class IdempotencyConflict(CollectorError):
+    """An Idempotency-Key already stood for another request."""
 
-    def __init__(self, status, error, message, retry_after):
-        super().__init__(status, error, message, headers={"Retry-After": str(retry_after)})
+    def __init__(self):
+        super().__init__(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for a different request body; use a new key",
+        )
+
+
+class NotFound(CollectorError):
+    """What was asked for does not exist."""
+
+    def __init__(self, message):
+        super().__init__("not_found", message)
+
+
+class Unauthenticated(CollectorError):
+    """No API key, or one the collector does not know."""
+
+
+class Forbidden(CollectorError):
+    """The API key may not do this."""
+
+
+class Unavailable(CollectorError):
+    """Nothing was done now; the same request may succeed after ``retry_after`` seconds."""
+
+    def __init__(self, code, message, retry_after, **details):
+        super().__init__(code, message, **details)
+        self.retry_after = retry_after
+
+
+class RateLimited(Unavailable):
+    """The API key's records per second are spent."""
+
+    def __init__(self, rate, retry_after):
+        super().__init__(
+            "rate_limited",
+            f"this API key may send {rate:g} records a second; retry after {retry_after} s",
+            retry_after,
+        )
+
+
+class StorageUnavailable(Unavailable):
+    """The database cannot take the write now; nothing was stored."""
 
 
 class StorageBusy(StorageUnavailable):
@@ -58,57 +116,27 @@ class StorageBusy(StorageUnavailable):
 
     def __init__(self):
         super().__init__(
-            503, "storage_busy", "the database is busy; retry after the delay in Retry-After", 1
+            "storage_busy", "the database is busy; retry after the delay in Retry-After", 1
         )
 
 
-# SQLite's words for a write it cannot do -> what the client is told.
-STORAGE_FAILURES = {
-    "database is locked": StorageBusy,
-    "database or disk is full": lambda: StorageUnavailable(
-        507, "storage_full", "the database or its disk is full; nothing was stored", 30
-    ),
-    "attempt to write a readonly database": lambda: StorageUnavailable(
-        503, "storage_read_only", "the database is read-only; nothing was stored", 30
-    ),
-}
+class StorageReadOnly(StorageUnavailable):
+    """The database, or the directory it lives in, cannot be written."""
+
+    def __init__(self):
+        super().__init__("storage_read_only",
+                         "the database is read-only: its file or its directory cannot be written",
+                         30)
 
 
-def error_code(exc):
-    """The ``error`` code the client is answered with for an APIError or an HTTPException."""
-    if isinstance(exc, APIError):
-        return exc.error
-    return HTTP_ERROR_CODES.get(exc.code, "http_error")
+class StorageFull(StorageUnavailable):
+    """The disk, or the database's configured size cap, is full."""
+
+    def __init__(self):
+        super().__init__(
+            "storage_full", "the database or its disk is full; nothing was stored", 30
+        )
 
 
-def _api_error(exc):
-    response = jsonify(exc.to_dict())
-    response.status_code = exc.status
-    response.headers.update(exc.headers)
-    return response
-
-
-def _http_error(exc):
-    if exc.code is None or exc.code < 400:  # redirects such as a missing trailing slash
-        return exc
-    response = jsonify(error=error_code(exc), message=exc.description)
-    response.status_code = exc.code
-    if exc.code == 405:
-        response.headers["Allow"] = ", ".join(exc.valid_methods or ())
-    return response
-
-
-def _server_error(exc):
-    log.exception("unhandled error", extra={"fields": {
-        "method": request.method, "path": request.path, "request_id": request_id(),
-    }})
-    response = jsonify(error="internal_error", message="the server failed to handle the request")
-    response.status_code = 500
-    return response
-
-
-def register_error_handlers(app):
-    """Answer every error, expected or not, in the one JSON shape."""
-    app.register_error_handler(APIError, _api_error)
-    app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(Exception, _server_error)
+class MaintenanceError(Exception):
+    """A maintenance task (prune, backup, restore) refused or failed; the message says why."""

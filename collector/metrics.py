@@ -1,14 +1,14 @@
 """Prometheus metrics of the collector, added up over every gunicorn worker.
 
+The metrics are defined here, for every layer to count into; the web layer
+times requests (``collector.web.timing``) and answers the scrape.
+
 Under gunicorn, gunicorn.conf.py sets PROMETHEUS_MULTIPROC_DIR before a worker
 imports prometheus_client: each worker then keeps its samples in files there,
 and a scrape answered by any worker adds up all of them. Without it (tests, the
 flask CLI) the samples live in this process.
 """
 
-import time
-
-from flask import g, request
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -44,7 +44,7 @@ REQUEST_DURATION = Histogram(
     ["endpoint", "method", "status"],
 )
 WRITE_LOCK_WAIT = Histogram(
-    "collector_write_lock_wait_seconds", "Time a write transaction waited for SQLite's write lock."
+    "collector_write_lock_wait_seconds", "Time a write transaction waited for the write lock."
 )
 WRITE_TRANSACTION = Histogram(
     "collector_write_transaction_seconds",
@@ -54,31 +54,6 @@ OVERLOADED = Counter(
     "collector_overloaded_responses", "Answers telling the client to come back later (503, 429).",
     ["status"],
 )
-
-# Anything else a client sends as a method counts as "other": labels stay few.
-_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"))
-
-
-def init_app(app):
-    """Time every request by endpoint, method and status class; count 503 and 429 answers."""
-
-    @app.before_request
-    def start_timer():
-        g.started = time.perf_counter()
-
-    @app.after_request
-    def observe_request(response):
-        started = g.get("started")
-        if started is not None:
-            REQUEST_DURATION.labels(
-                request.endpoint or "unmatched",
-                request.method if request.method in _METHODS else "other",
-                f"{response.status_code // 100}xx",
-            ).observe(time.perf_counter() - started)
-        if response.status_code in (429, 503):
-            OVERLOADED.labels(str(response.status_code)).inc()
-        return response
-
 
 def count_stored(format_name, result):
     """Count a stored batch (``IngestResult``); a replayed one stored nothing new."""

@@ -12,11 +12,12 @@ never shortens retention. So ``severity>=ERROR:365,service=chatty:3`` keeps
 chatty's errors a year and the rest of chatty three days.
 """
 
+import statistics
 from dataclasses import dataclass, field
 
 from config import ConfigError
 
-from .severity import RANKS, canonical_level
+from .severity import LEVELS, RANKS, canonical_level
 
 MICROS_PER_DAY = 86_400 * 1_000_000
 
@@ -62,28 +63,38 @@ class Retention:
 
     def describe(self):
         """The retention in words, e.g. ``30 days; chatty: 3 days; ERROR and above: 365 days``."""
-        level_of = {rank: level for level, rank in RANKS.items()}
         return "; ".join([
             f"{self.default_days} days",
             *(f"{service}: {days} days" for service, days in self.service_days.items()),
-            *(f"{level_of[rank]} and above: at least {days} days"
+            *(f"{LEVELS[rank]} and above: at least {days} days"
               for rank, days in sorted(self.severity_days.items())),
         ])
 
-    def expired_sql(self, now):
-        """An SQL condition on log_record, and its params: the record is expired at ``now`` (µs)."""
-        cases = " ".join("WHEN ? THEN ?" for _ in self.service_days)
-        base = f"CASE service {cases} ELSE ? END" if cases else "?"
-        params = [
-            *(value for service, days in self.service_days.items()
-              for value in (service, now - days * MICROS_PER_DAY)),
-            now - self.default_days * MICROS_PER_DAY,
-        ]
-        condition = f"timestamp < {base}"
-        for rank, days in self.severity_days.items():
-            condition += " AND (severity_rank < ? OR timestamp < ?)"
-            params += [rank, now - days * MICROS_PER_DAY]
-        return condition, params
+
+@dataclass
+class PruneReport:
+    """What a prune did."""
+
+    deleted: int = 0
+    holds: list = field(default_factory=list)  # seconds each transaction held the write lock
+    seconds: float = 0.0
+    space: str = ""
+
+    @property
+    def max_hold_ms(self):
+        return 1000 * max(self.holds, default=0.0)
+
+    @property
+    def median_hold_ms(self):
+        return 1000 * statistics.median(self.holds) if self.holds else 0.0
+
+    def summary(self):
+        """One line: how many records in how many transactions, the lock held, the time."""
+        return (
+            f"pruned {self.deleted:,} records in {len(self.holds):,} transactions;"
+            f" write lock held max {self.max_hold_ms:.1f} ms,"
+            f" median {self.median_hold_ms:.1f} ms; {self.seconds:.1f} s"
+        )
 
 
 def _days(rule, text):

@@ -13,6 +13,9 @@ RANKS = {
     "FATAL": 80,
 }
 
+# Rank -> canonical level.
+LEVELS = {rank: name for name, rank in RANKS.items()}
+
 # Spellings from syslog, log4j/logback, java.util.logging, Serilog, Python and Go.
 ALIASES = {
     "VERBOSE": "TRACE",

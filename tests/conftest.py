@@ -3,8 +3,7 @@
 import pytest
 
 from collector import create_app
-from collector.db import database
-from collector.migrations import migrate
+from collector.storage.sqlite.db import database
 
 
 @pytest.fixture
@@ -19,8 +18,9 @@ def make_app(db_path):
 
     def make(**overrides):
         app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{db_path}", **overrides})
-        with database.connection_context():
-            migrate()
+        store = app.extensions["store"]
+        with store.session():
+            store.migrate()
         apps.append(app)
         return app
 
@@ -44,6 +44,12 @@ def runner(app):
 
 
 @pytest.fixture
+def store(app):
+    """The app's Store."""
+    return app.extensions["store"]
+
+
+@pytest.fixture
 def stored_count(app):
     """The number of stored log records."""
 
@@ -52,4 +58,3 @@ def stored_count(app):
             return database.execute_sql("SELECT COUNT(*) FROM log_record").fetchone()[0]
 
     return count
-

@@ -6,17 +6,17 @@ The tampering tests change the SQLite file directly, as someone with access to i
 
 import http.client
 import sqlite3
-import threading
 from contextlib import closing
 
 import orjson
 import pytest
-from helpers import record
+from helpers import record, request, run_threads
+from server import Server
 
-from bench.server import Server
-from collector import audit, maintenance
-from collector.db import database
+from collector import audit, records
+from collector.errors import MaintenanceError
 from collector.retention import MICROS_PER_DAY, Retention
+from collector.storage.sqlite import chain
 from collector.times import now_micros
 
 
@@ -27,8 +27,9 @@ def post(client, records):
 
 
 def verify(app):
-    with app.app_context(), database.connection_context():
-        return audit.verify(database.connection())
+    store = app.extensions["store"]
+    with store.session():
+        return store.verify()
 
 
 @pytest.fixture
@@ -65,7 +66,7 @@ def test_an_empty_database_is_intact(app):
 def test_each_link_covers_the_previous_link_and_the_record(stored, db_path):
     with closing(sqlite3.connect(db_path)) as connection:
         rows = connection.execute(
-            f"SELECT id, {', '.join(audit.RECORD_COLUMNS)}, chain FROM log_record ORDER BY id"
+            f"SELECT id, {', '.join(records.COLUMNS)}, chain FROM log_record ORDER BY id"
         ).fetchall()
     link = audit.GENESIS
     for record_id, *row, stored_link in rows:
@@ -147,8 +148,9 @@ def store_aged(app, specs):
 
 def prune(app, **settings):
     config = {**app.config, **settings}
-    with app.app_context(), database.connection_context():
-        return maintenance.prune(Retention.from_config(config), now_micros())
+    store = app.extensions["store"]
+    with store.session():
+        return store.prune(Retention.from_config(config), now_micros())
 
 
 INTERLEAVED = [("chatty", 10), ("billing", 10), ("chatty", 9), ("chatty", 8), ("billing", 1),
@@ -266,7 +268,7 @@ def test_pruning_refuses_to_delete_an_altered_record(app, db_path):
     store_aged(app, [("billing", 1), ("billing", 1), ("billing", 1)])
     tamper(db_path, ("UPDATE log_record SET timestamp = ? WHERE id = 2",
                      (now_micros() - 60 * MICROS_PER_DAY,)))
-    with pytest.raises(maintenance.MaintenanceError, match="refusing to prune record 2"):
+    with pytest.raises(MaintenanceError, match="refusing to prune record 2"):
         prune(app)
     found = verify(app)
     assert found.broken_at == 2  # the evidence is still there
@@ -283,7 +285,7 @@ def test_prune_checks_links_across_checkpoints(app, client):
 
 def test_an_upgraded_database_gets_its_records_linked(tmp_path, make_app):
     """Records stored before the chain existed are linked by the migration that adds it."""
-    from collector.migrations import MIGRATIONS
+    from collector.storage.sqlite.migrations import MIGRATIONS
 
     path = tmp_path / "old.db"
     with closing(sqlite3.connect(path, isolation_level=None)) as connection:
@@ -317,19 +319,13 @@ def test_workers_writing_at_once_write_one_chain(tmp_path):
             for batch in range(batches):
                 body = [record(message=f"client {number} batch {batch} record {i}")
                         for i in range(size)]
-                connection.request("POST", "/ingest", orjson.dumps(body), {
-                    "Content-Type": "application/json", "Prefer": "return=minimal"})
-                response = connection.getresponse()
-                response.read()
-                assert response.status == 201
+                status, _ = request(server.port, "POST", "/ingest", orjson.dumps(body), {
+                    "Content-Type": "application/json", "Prefer": "return=minimal"}, connection)
+                assert status == 201
 
-        threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_threads(client, [(n,) for n in range(clients)])
     with closing(sqlite3.connect(database_path)) as connection:
-        found = audit.verify(connection)
+        found = chain.verify(connection)
         moments = connection.execute(
             "SELECT COUNT(DISTINCT received_at) FROM log_record").fetchone()
     assert found.intact, found.summary()

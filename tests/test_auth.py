@@ -1,19 +1,19 @@
 """API keys: scopes, 401 and 403 answers, service restrictions, rate limits and the CLI."""
 
 import hashlib
+import http.client
 import os
 import sqlite3
-import threading
 import time
 from contextlib import closing
 
 import orjson
 import pytest
-from helpers import create_key, record
+from helpers import create_key, record, request, run_threads
+from server import Server
 
-from bench.server import Server
-from collector import auth, ingestion
-from collector.db import database
+from collector import keys as api_keys
+from collector.ingest import writer
 from config import Config
 
 OPEN_ENDPOINTS = ["/healthz", "/readyz", "/openapi.json", "/docs"]
@@ -37,10 +37,16 @@ def secured(make_app):
 @pytest.fixture
 def keys(secured):
     """A key for each scope, and one for billing's records only."""
-    with secured.app_context(), database.connection_context():
-        made = {scope: auth.create_key(scope, scope)[1] for scope in auth.SCOPES}
-        made["billing"] = auth.create_key("billing", "ingest", services="billing")[1]
+    made = {scope: make_key(secured, scope, scope) for scope in api_keys.SCOPES}
+    made["billing"] = make_key(secured, "billing", "ingest", services="billing")
     return made
+
+
+def make_key(app, name, scopes, **options):
+    """Create a key in ``app``'s store; the key."""
+    store = app.extensions["store"]
+    with store.session():
+        return api_keys.create_key(store, name, scopes, **options)[1]
 
 
 def call(client, method, path, key=None, header="Authorization", **kwargs):
@@ -120,8 +126,9 @@ def test_keys_are_stored_as_hashes_only(secured, keys, db_path):
 def test_a_revoked_key_stops_working_at_once(secured, keys):
     client = secured.test_client()
     assert call(client, "GET", "/logs", keys["read"]).status_code == 200
-    with secured.app_context(), database.connection_context():
-        auth.revoke_key("read")
+    store = secured.extensions["store"]
+    with store.session():
+        store.revoke_key("read", 0)
     assert_error(call(client, "GET", "/logs", keys["read"]), 401, "invalid_api_key")
 
 
@@ -174,8 +181,7 @@ def test_without_required_keys_anyone_may_call_but_a_presented_key_is_checked(ap
 
 
 def test_a_presented_key_keeps_its_restrictions_without_required_keys(app, client):
-    with app.app_context(), database.connection_context():
-        _, key = auth.create_key("reader", "read")
+    key = make_key(app, "reader", "read")
     response = call(client, "POST", "/ingest", key)
     assert_error(response, 403, "insufficient_scope")
 
@@ -209,7 +215,6 @@ def test_idempotency_keys_belong_to_their_api_key(secured, keys, stored_count):
 
 
 def test_last_use_is_recorded(secured, keys, db_path, monkeypatch):
-    monkeypatch.setattr(auth, "_last_noted", {})
     call(secured.test_client(), "GET", "/logs", keys["read"])
     with closing(sqlite3.connect(db_path)) as connection:
         used = dict(connection.execute("SELECT name, last_used_at FROM api_key").fetchall())
@@ -228,9 +233,8 @@ class Clock:
 
 def test_a_rate_limited_key_gets_429_with_retry_after(secured, stored_count, monkeypatch):
     clock = Clock()
-    monkeypatch.setattr(ingestion, "now_micros", clock)
-    with secured.app_context(), database.connection_context():
-        _, key = auth.create_key("slow", "ingest", rate_limit=5)
+    monkeypatch.setattr(writer, "now_micros", clock)
+    key = make_key(secured, "slow", "ingest", rate_limit=5)
     client = secured.test_client()
     batch = [record(message=f"m{i}") for i in range(20)]
     assert call(client, "POST", "/ingest", key, json=batch).status_code == 201  # 15 in debt
@@ -247,9 +251,8 @@ def test_a_rate_limited_key_gets_429_with_retry_after(secured, stored_count, mon
 
 def test_a_clock_stepped_back_does_not_lock_a_key_out(secured, monkeypatch):
     clock = Clock()
-    monkeypatch.setattr(ingestion, "now_micros", clock)
-    with secured.app_context(), database.connection_context():
-        _, key = auth.create_key("slow", "ingest", rate_limit=10)
+    monkeypatch.setattr(writer, "now_micros", clock)
+    key = make_key(secured, "slow", "ingest", rate_limit=10)
     client = secured.test_client()
     assert call(client, "POST", "/ingest", key, json=[record()] * 5).status_code == 201
     clock.now -= 60_000_000  # NTP steps the clock back a minute
@@ -257,9 +260,8 @@ def test_a_clock_stepped_back_does_not_lock_a_key_out(secured, monkeypatch):
 
 
 def test_skipped_duplicates_are_not_charged(secured, monkeypatch):
-    monkeypatch.setattr(ingestion, "now_micros", Clock())
-    with secured.app_context(), database.connection_context():
-        _, key = auth.create_key("slow", "ingest", rate_limit=3)
+    monkeypatch.setattr(writer, "now_micros", Clock())
+    key = make_key(secured, "slow", "ingest", rate_limit=3)
     client = secured.test_client()
     batch = [record(event_id=f"e{i}") for i in range(3)]
     assert call(client, "POST", "/ingest", key, json=batch).status_code == 201  # bucket empty
@@ -269,9 +271,8 @@ def test_skipped_duplicates_are_not_charged(secured, monkeypatch):
 
 
 def test_a_rate_limit_holds_one_key_only(secured, keys, monkeypatch):
-    monkeypatch.setattr(ingestion, "now_micros", Clock())
-    with secured.app_context(), database.connection_context():
-        _, key = auth.create_key("slow", "ingest", rate_limit=1)
+    monkeypatch.setattr(writer, "now_micros", Clock())
+    key = make_key(secured, "slow", "ingest", rate_limit=1)
     client = secured.test_client()
     call(client, "POST", "/ingest", key, json=[record()] * 3)
     assert call(client, "POST", "/ingest", key).status_code == 429
@@ -289,22 +290,15 @@ def test_a_rate_limit_holds_across_workers(tmp_path):
         started = time.monotonic()
 
         def client():
-            import http.client
             connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
             for _ in range(30):
-                connection.request("POST", "/ingest", body=body, headers={
+                status, _ = request(server.port, "POST", "/ingest", body, {
                     "Content-Type": "application/json", "X-API-Key": key,
-                    "Prefer": "return=minimal"})
-                response = connection.getresponse()
-                response.read()
-                statuses.append(response.status)
+                    "Prefer": "return=minimal"}, connection)
+                statuses.append(status)
             connection.close()
 
-        threads = [threading.Thread(target=client) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_threads(client, [()] * 4)
         elapsed = time.monotonic() - started
     accepted = statuses.count(201) * batch
     assert set(statuses) == {201, 429}
@@ -375,14 +369,8 @@ def test_no_first_key_when_keys_are_not_required(runner, db_path):
 def test_a_collector_requiring_keys_serves_with_the_first_key(tmp_path):
     database_path = tmp_path / "collector.db"
     with Server(tmp_path, database_path, env={"AUTH": "on", "WORKERS": "1"}) as server:
-        import http.client
         key = database_path.with_name("admin.key").read_text().strip()
-        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
         for headers, status in (({}, 401), ({"Authorization": f"Bearer {key}"}, 201)):
-            connection.request("POST", "/ingest", body=orjson.dumps([record()]),
-                               headers={"Content-Type": "application/json", **headers})
-            response = connection.getresponse()
-            response.read()
-            assert response.status == status
-        connection.request("GET", "/healthz")
-        assert connection.getresponse().status == 200
+            assert request(server.port, "POST", "/ingest", orjson.dumps([record()]),
+                           {"Content-Type": "application/json", **headers})[0] == status
+        assert request(server.port, "GET", "/healthz")[0] == 200

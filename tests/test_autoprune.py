@@ -12,11 +12,12 @@ from datetime import datetime
 
 import orjson
 import pytest
-from helpers import record
+from helpers import record, run_threads
+from server import Server
 
-from bench.server import Server
-from collector import autoprune, maintenance
 from collector.errors import StorageBusy
+from collector.ops import autoprune
+from collector.storage.sqlite import prune_lock
 
 EXPIRED = "2020-01-01T00:00:00Z"  # past the default retention of 30 days
 
@@ -46,19 +47,21 @@ def app(make_app):
     return make_app(PRUNE_INTERVAL=60)
 
 
+def run_once(app, clock=time.time):
+    """One try of the app's automatic prune, as a worker's thread makes it."""
+    return autoprune.run_once(app.extensions["store"], app.extensions["retention"],
+                              app.config["PRUNE_INTERVAL"], clock)
+
+
 def test_two_workers_at_once_prune_once(app, client, db_path):
     fill(client, expired=300, fresh=5)
     reports, barrier = [], threading.Barrier(2)
 
     def worker():
         barrier.wait()
-        reports.append(autoprune.run_once(app.config))
+        reports.append(run_once(app))
 
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    run_threads(worker, [()] * 2)
     pruned = [report for report in reports if report is not None]
     assert len(reports) == 2 and len(pruned) == 1
     assert pruned[0].deleted == 300
@@ -67,38 +70,39 @@ def test_two_workers_at_once_prune_once(app, client, db_path):
 
 def test_a_second_call_within_the_interval_does_nothing(app, client, db_path):
     fill(client, expired=10, fresh=1)
-    assert autoprune.run_once(app.config).deleted == 10
+    assert run_once(app).deleted == 10
     fill(client, expired=10, fresh=0)
-    assert autoprune.run_once(app.config) is None
-    assert autoprune.run_once(app.config, clock=lambda: time.time() + 59) is None
+    assert run_once(app) is None
+    assert run_once(app, clock=lambda: time.time() + 59) is None
     assert count_expired(db_path) == 10
-    assert autoprune.run_once(app.config, clock=lambda: time.time() + 61).deleted == 10
+    assert run_once(app, clock=lambda: time.time() + 61).deleted == 10
 
 
 def test_the_schedule_survives_in_the_lock_file(app, client, db_path):
     fill(client, expired=3, fresh=0)
     before = time.time()
-    autoprune.run_once(app.config)
-    with open(autoprune.lock_path(app.config)) as lock_file:
+    run_once(app)
+    with open(prune_lock.lock_path(str(db_path))) as lock_file:
         state = json.loads(lock_file.read())
     assert before <= state["started"] <= state["finished"] <= time.time()
     assert state["deleted"] == 3
-    assert autoprune.lock_path(app.config) == f"{db_path}.prune-lock"
-    due = autoprune.seconds_until_due(autoprune.peek_state(app.config), 60, time.time())
+    assert prune_lock.lock_path(str(db_path)) == f"{db_path}.prune-lock"
+    due = autoprune.seconds_until_due(app.extensions["store"].peek_prune_schedule(), 60,
+                                      time.time())
     assert 59 < due <= 60
 
 
 def test_a_clock_gone_back_does_not_stall_the_schedule(app, client, db_path):
     fill(client, expired=3, fresh=0)
-    autoprune.run_once(app.config)
+    run_once(app)
     fill(client, expired=3, fresh=0)
     # A day back: the stamps lie in the future and no longer count.
-    assert autoprune.run_once(app.config, clock=lambda: time.time() - 86_400).deleted == 3
+    assert run_once(app, clock=lambda: time.time() - 86_400).deleted == 3
 
 
 def test_a_worker_that_dies_mid_prune_releases_the_lock(app, client, db_path):
     fill(client, expired=5, fresh=1)
-    path = autoprune.lock_path(app.config)
+    path = prune_lock.lock_path(str(db_path))
     # Another process takes the lock and starts a prune, as a worker would, then dies.
     holder = subprocess.Popen(
         [sys.executable, "-c",
@@ -117,14 +121,14 @@ def test_a_worker_that_dies_mid_prune_releases_the_lock(app, client, db_path):
 
     try:
         assert holder.stdout.readline() == "locked\n"
-        assert autoprune.run_once(app.config, clock=later) is None  # busy: it holds the lock
+        assert run_once(app, clock=later) is None  # busy: it holds the lock
     finally:
         holder.kill()
         holder.wait()
         holder.stdout.close()
     # Its start still counts: the next prune is an interval after it.
-    assert autoprune.run_once(app.config) is None
-    assert autoprune.run_once(app.config, clock=later).deleted == 5
+    assert run_once(app) is None
+    assert run_once(app, clock=later).deleted == 5
     assert count(db_path) == 1
 
 
@@ -135,8 +139,8 @@ def test_a_failed_prune_is_logged_and_retried_next_interval(app, client, db_path
     def busy(retention, now, on_deleted=None):
         raise StorageBusy()
 
-    monkeypatch.setattr(maintenance, "prune", busy)
-    pruner = autoprune.AutoPruner(app)  # not started: its steps are run here
+    monkeypatch.setattr(app.extensions["store"], "prune", busy)
+    pruner = app.extensions["autoprune"]  # not started: its steps are run here
     with caplog.at_level(logging.WARNING, logger="collector.autoprune"):
         delay = pruner.step()
     [logged] = caplog.records
@@ -149,7 +153,7 @@ def test_a_failed_prune_is_logged_and_retried_next_interval(app, client, db_path
     with caplog.at_level(logging.INFO, logger="collector.autoprune"):
         assert pruner.step() > 60  # tried less than an interval ago: nothing runs
         assert not caplog.records
-        autoprune.run_once(app.config, clock=lambda: time.time() + 61)
+        run_once(app, clock=lambda: time.time() + 61)
     assert count(db_path) == 0
 
 
@@ -157,9 +161,9 @@ def test_an_unexpected_error_does_not_end_the_thread(app, monkeypatch, caplog):
     def broken(retention, now, on_deleted=None):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(maintenance, "prune", broken)
+    monkeypatch.setattr(app.extensions["store"], "prune", broken)
     with caplog.at_level(logging.ERROR, logger="collector.autoprune"):
-        delay = autoprune.AutoPruner(app).step()
+        delay = app.extensions["autoprune"].step()
     [logged] = caplog.records
     assert "disk on fire" in logged.exc_text and delay > 60
 
@@ -167,7 +171,7 @@ def test_an_unexpected_error_does_not_end_the_thread(app, monkeypatch, caplog):
 def test_a_prune_is_logged_as_one_line_with_its_summary(app, client, caplog):
     fill(client, expired=7, fresh=0)
     with caplog.at_level(logging.INFO, logger="collector.autoprune"):
-        autoprune.AutoPruner(app).step()
+        app.extensions["autoprune"].step()
     [logged] = caplog.records
     assert logged.getMessage().startswith("automatic prune: pruned 7 records in 1 transactions")
     assert logged.fields["deleted"] == 7 and logged.fields["transactions"] == 1

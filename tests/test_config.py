@@ -14,7 +14,6 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_defaults():
     config = Config({})
     assert config.DATABASE_URL == "sqlite:///data/collector.db"
-    assert config.database_path == "data/collector.db"
     assert config.SQLITE_SYNCHRONOUS == "NORMAL"
     assert config.MAX_BODY_BYTES == 5 * 1024 * 1024
     assert config.MAX_BATCH_RECORDS == 10_000

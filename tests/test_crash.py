@@ -16,9 +16,10 @@ import time
 
 import orjson
 import pytest
+from helpers import request
+from server import Server
 
-from bench.server import Server
-from collector import audit
+from collector.storage.sqlite import chain as sqlite_chain
 
 pytestmark = pytest.mark.e2e
 
@@ -77,7 +78,7 @@ def stop_clients(stop, results, clients):
 def stored_batches(db_path):
     with sqlite3.connect(db_path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        chain = audit.verify(db)  # one chain, though two workers wrote it and died
+        chain = sqlite_chain.verify(db)  # one chain, though two workers wrote it and died
         assert chain.intact, chain.summary()
         return dict(db.execute(
             "SELECT json_extract(attributes, '$.batch'), count(*) FROM log_record GROUP BY 1"))
@@ -91,10 +92,10 @@ def wait_for_exit(pids, timeout=10):
 
 def assert_resumes(tmp_path, db_path):
     with Server(tmp_path, db_path, env={"WORKERS": "2"}) as server:
-        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
-        connection.request("POST", "/ingest", b'{"service": "after", "severity": "INFO",'
-                           b' "message": "back"}', {"Content-Type": "application/json"})
-        assert connection.getresponse().status == 201
+        status, _ = request(server.port, "POST", "/ingest", b'{"service": "after",'
+                            b' "severity": "INFO", "message": "back"}',
+                            {"Content-Type": "application/json"}, timeout=10)
+        assert status == 201
 
 
 def test_sigkill_of_workers_and_master_loses_no_acknowledged_batch(tmp_path):

@@ -5,8 +5,7 @@ import shutil
 import subprocess
 
 import pytest
-
-from bench.server import Server
+from server import Server
 
 pytestmark = pytest.mark.e2e
 

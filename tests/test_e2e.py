@@ -10,8 +10,8 @@ import time
 
 import orjson
 import pytest
-
-from bench.server import Server
+from helpers import request
+from server import Server
 
 pytestmark = pytest.mark.e2e
 
@@ -21,16 +21,6 @@ def server(tmp_path):
     """gunicorn started as `make run` starts it, with two workers, on a fresh database."""
     with Server(tmp_path, tmp_path / "collector.db", env={"WORKERS": "2"}) as running:
         yield running.port, tmp_path / "collector.db"
-
-
-def request(port, method, path, body=None, headers=None, connection=None):
-    conn = connection or http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.request(method, path, body=body, headers=headers or {})
-    response = conn.getresponse()
-    data = response.read()
-    if connection is None:
-        conn.close()
-    return response.status, data
 
 
 def post_batches(port, client, batches, results):

@@ -18,11 +18,13 @@ import pytest
 from helpers import record
 from werkzeug.datastructures import MultiDict
 
-from collector import create_app, search
-from collector.db import database
-from collector.errors import APIError
-from collector.migrations import migrate
-from collector.query import encode_cursor, query_fingerprint
+from collector import create_app
+from collector.errors import CollectorError
+from collector.read import search
+from collector.read.params import encode_cursor, query_fingerprint
+from collector.storage.sqlite import search as sqlite_search
+from collector.storage.sqlite.db import database
+from collector.web.errors import status_of
 
 MAX_REQUEST_LINE = 8190  # gunicorn's limit on the request line
 
@@ -199,8 +201,8 @@ def store(tmp_path_factory):
     holding FTS5 syntax; ``ids`` maps each of them to its record id."""
     path = tmp_path_factory.mktemp("filter-injection") / "collector.db"
     app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{path}"})
-    with database.connection_context():
-        migrate()
+    with app.extensions["store"].session():
+        app.extensions["store"].migrate()
     client = app.test_client()
     now = time.time()
     records = [record(service="plain", host="web-1", timestamp=now - 60,
@@ -271,7 +273,7 @@ def test_hostile_value_is_answered_and_stores_nothing(store, path, parameter, va
 
 
 def test_every_filter_and_value_is_covered():
-    from collector.query import EXPORT_SCHEMA, PAGE_SCHEMA, STATS_SCHEMA
+    from collector.read.params import EXPORT_SCHEMA, PAGE_SCHEMA, STATS_SCHEMA
 
     for path, schema in (("/logs", PAGE_SCHEMA), ("/logs/stats", STATS_SCHEMA),
                          ("/logs/export", EXPORT_SCHEMA)):
@@ -376,15 +378,18 @@ def test_an_integer_beyond_64_bits_matches_as_a_float(store):
 
 
 @pytest.mark.parametrize("run", [
-    lambda params: search.find_page({**params, "order": "desc", "limit": 10}, FINGERPRINT),
-    lambda params: search.follow({**params, "after_id": 0, "limit": 10}),
-    lambda params: search.count(params),
+    lambda s, params: search.find_page(s, {**params, "order": "desc", "limit": 10}, FINGERPRINT),
+    lambda s, params: search.follow(s, {**params, "after_id": 0, "limit": 10}),
+    lambda s, params: search.count(s, params),
     # At the call, not once the stream has begun: a 400, not a 200 cut short.
-    lambda params: search.export_documents({**params, "order": "asc"}),
+    lambda s, params: search.export_documents(s, {**params, "order": "asc"}),
 ], ids=["page", "follow", "count", "export"])
 @pytest.mark.parametrize("expression", ['"x"NEAR("y"', '"a" AND', "message:", "NEAR("])
-def test_fts5_syntax_sqlite_rejects_is_a_bad_parameter(store, run, expression):
-    with database.connection_context(), pytest.raises(APIError) as raised:
-        run({"q": expression})
-    assert raised.value.status == 400
+def test_fts5_syntax_sqlite_rejects_is_a_bad_parameter(store, run, expression, monkeypatch):
+    # As if an expression got past the quoting of every term.
+    monkeypatch.setattr(sqlite_search, "fts5_expression", lambda text: text)
+    backend = store.application.extensions["store"]
+    with backend.session(), pytest.raises(CollectorError) as raised:
+        run(backend, {"q": expression})
+    assert status_of(raised.value) == 400
     assert raised.value.to_dict()["errors"]["q"]

@@ -9,15 +9,28 @@ import orjson
 import pytest
 from helpers import record
 
-from collector import db, ingestion
 from collector.errors import ValidationFailed
-from collector.models import LogRecord
+from collector.ingest import writer as write_path
+from collector.storage.sqlite import db as sqlite_database
+from collector.storage.sqlite.writes import SqliteWriteTransaction
 
 
 def post(client, body, content_type="application/json", path="/ingest", **headers):
     if not isinstance(body, bytes):
         body = orjson.dumps(body)
     return client.post(path, data=body, headers={"Content-Type": content_type, **headers})
+
+
+@pytest.fixture
+def writer(app):
+    """The app's write queue."""
+    return app.extensions["writer"]
+
+
+def break_inserts(monkeypatch, broken):
+    """Make the write transaction insert with ``broken(connection, rows)``."""
+    monkeypatch.setattr(SqliteWriteTransaction, "insert",
+                        lambda transaction, rows: broken(transaction.connection, rows))
 
 
 def assert_error(response, status, code):
@@ -341,7 +354,7 @@ def test_server_fault_is_a_logged_json_500(client, stored_count, monkeypatch, ca
         )
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(LogRecord, "insert_rows", broken)
+    break_inserts(monkeypatch, broken)
     with caplog.at_level(logging.ERROR):
         response = post(client, [record()])
     assert_error(response, 500, "internal_error")
@@ -350,31 +363,32 @@ def test_server_fault_is_a_logged_json_500(client, stored_count, monkeypatch, ca
 
 
 def test_a_batch_waits_for_the_leader_at_most_the_lock_timeout(make_app, stored_count, monkeypatch):
-    client = make_app(WRITE_LOCK_TIMEOUT=0.05).test_client()
-    monkeypatch.setattr(ingestion, "_leader", object())  # another thread leads, and is stuck
+    app = make_app(WRITE_LOCK_TIMEOUT=0.05)
+    client, writer = app.test_client(), app.extensions["writer"]
+    monkeypatch.setattr(writer, "_leader", object())  # another thread leads, and is stuck
     response = post(client, [record()])
     monkeypatch.undo()
     assert_error(response, 503, "storage_busy")
-    assert not ingestion._waiting
+    assert not writer._waiting
     assert response.headers["Retry-After"] == "1"
     assert stored_count() == 0
     assert post(client, [record()]).status_code == 201
 
 
-def waiting_batch(records, partial=False):
-    batch = ingestion.Batch(lambda: records, partial)
-    ingestion._waiting.append(batch)
+def waiting_batch(writer, records, partial=False):
+    batch = write_path.Batch(lambda: records, partial)
+    writer._waiting.append(batch)
     return batch
 
 
-def test_waiting_batches_are_stored_together_each_with_its_own_outcome(client, monkeypatch):
+def test_waiting_batches_are_stored_together_each_with_its_own_outcome(client, writer, monkeypatch):
     transactions = []
-    real_store = ingestion.store
-    monkeypatch.setattr(ingestion, "store", lambda batches: transactions.append(batches)
+    real_store = writer.store_group
+    monkeypatch.setattr(writer, "store_group", lambda batches: transactions.append(batches)
                         or real_store(batches))
-    first = waiting_batch([record(message="a1"), record(message="a2")])
-    invalid = waiting_batch([record(severity="LOUD")])
-    mixed = waiting_batch([record(message="c1"), record(message="")], partial=True)
+    first = waiting_batch(writer, [record(message="a1"), record(message="a2")])
+    invalid = waiting_batch(writer, [record(severity="LOUD")])
+    mixed = waiting_batch(writer, [record(message="c1"), record(message="")], partial=True)
     response = post(client, [record(message="own")])  # this request's thread leads
 
     assert response.status_code == 201
@@ -388,25 +402,26 @@ def test_waiting_batches_are_stored_together_each_with_its_own_outcome(client, m
     assert messages == ["a1", "a2", "c1", "own"]
 
 
-def test_a_failed_transaction_fails_every_batch_of_the_group(client, stored_count, monkeypatch):
+def test_a_failed_transaction_fails_every_batch_of_the_group(client, writer, stored_count,
+                                                             monkeypatch):
     def broken(connection, rows):
         raise RuntimeError("disk on fire")
 
-    other = waiting_batch([record()])
-    monkeypatch.setattr(LogRecord, "insert_rows", broken)
+    other = waiting_batch(writer, [record()])
+    break_inserts(monkeypatch, broken)
     assert_error(post(client, [record()]), 500, "internal_error")
     assert other.done and isinstance(other.error, RuntimeError)
     assert stored_count() == 0
 
 
-def test_a_group_stops_growing_at_its_row_limit(client, monkeypatch):
-    monkeypatch.setattr(ingestion, "GROUP_ROWS", 3)
+def test_a_group_stops_growing_at_its_row_limit(client, writer, monkeypatch):
+    monkeypatch.setattr(writer, "group_rows", 3)
     transactions = []
-    real_store = ingestion.store
-    monkeypatch.setattr(ingestion, "store", lambda batches: transactions.append(batches)
+    real_store = writer.store_group
+    monkeypatch.setattr(writer, "store_group", lambda batches: transactions.append(batches)
                         or real_store(batches))
-    first = waiting_batch([record()] * 3)
-    second = waiting_batch([record()] * 2)
+    first = waiting_batch(writer, [record()] * 3)
+    second = waiting_batch(writer, [record()] * 2)
     response = post(client, [record()])
     assert first.done and second.done and response.status_code == 201
     assert (first.result.first_id, second.result.first_id) == (1, 4)
@@ -459,8 +474,8 @@ def test_a_rejected_batch_does_not_use_up_its_key(client, stored_count):
 def test_idempotency_keys_expire(make_app, stored_count, monkeypatch):
     client = make_app(IDEMPOTENCY_TTL=60).test_client()
     post(client, [record(message="one")], **{"Idempotency-Key": "old"})
-    later = ingestion.now_micros() + 61_000_000
-    monkeypatch.setattr(ingestion, "now_micros", lambda: later)
+    later = write_path.now_micros() + 61_000_000
+    monkeypatch.setattr(write_path, "now_micros", lambda: later)
     response = post(client, [record(message="two")], **{"Idempotency-Key": "old"})
     assert response.status_code == 201
     assert stored_count() == 2
@@ -472,12 +487,12 @@ def test_bad_idempotency_key(client, key):
                  "invalid_idempotency_key")
 
 
-def test_same_key_twice_in_one_group_stores_once(client, stored_count):
+def test_same_key_twice_in_one_group_stores_once(client, writer, stored_count):
     body = [record()]
-    other = ingestion.Batch(lambda: body, idempotency_key="twice", request_hash="h")
-    ingestion._waiting.append(other)
-    twin = ingestion.Batch(lambda: body, idempotency_key="twice", request_hash="h")
-    ingestion._waiting.append(twin)
+    other = write_path.Batch(lambda: body, idempotency_key="twice", request_hash="h")
+    writer._waiting.append(other)
+    twin = write_path.Batch(lambda: body, idempotency_key="twice", request_hash="h")
+    writer._waiting.append(twin)
     post(client, [record(message="leader")])
     assert other.result.first_id == twin.result.first_id == 1
     assert twin.result.replayed
@@ -547,9 +562,10 @@ def test_full_database_answers_507_keeps_what_it_had_and_recovers(make_app, db_p
 
 
 def test_read_only_database_answers_503(app, client, monkeypatch, stored_count):
-    real = db.pragmas
-    monkeypatch.setattr(db, "pragmas", lambda config: {**real(config), "query_only": 1})
-    db.configure(app.config)  # connections from now on cannot write
+    real = sqlite_database.pragmas
+    monkeypatch.setattr(sqlite_database, "pragmas",
+                        lambda config: {**real(config), "query_only": 1})
+    sqlite_database.configure(app.extensions["store"].path, app.config)  # no more writes
     response = post(client, [record()])
     assert_error(response, 503, "storage_read_only")
     assert response.headers["Retry-After"] == "30"
@@ -557,17 +573,16 @@ def test_read_only_database_answers_503(app, client, monkeypatch, stored_count):
 
 
 def test_other_database_faults_stay_logged_500s(client, stored_count, monkeypatch, caplog):
-    monkeypatch.setattr(LogRecord, "insert_rows",
-                        lambda connection, rows: connection.execute("SELECT * FROM nowhere"))
+    break_inserts(monkeypatch, lambda connection, rows: connection.execute("SELECT * FROM nowhere"))
     with caplog.at_level(logging.ERROR):
         assert_error(post(client, [record()]), 500, "internal_error")
     assert "no such table: nowhere" in caplog.text
     assert stored_count() == 0
 
 
-def test_a_refused_batch_takes_no_write_lock(client, monkeypatch):
+def test_a_refused_batch_takes_no_write_lock(client, writer, monkeypatch):
     transactions = []
-    monkeypatch.setattr(ingestion, "store", transactions.append)
+    monkeypatch.setattr(writer, "store_group", transactions.append)
     assert_error(post(client, [record(severity="LOUD")]), 422, "validation_failed")
     assert_error(post(client, b"[]"), 400, "empty_batch")
     assert transactions == []

@@ -1,15 +1,14 @@
 """The collector's own logs: JSON lines with a request id, echoed to the client; probes quiet."""
 
-import http.client
 import logging
 import re
 
 import orjson
 import pytest
-from helpers import create_key, record
+from helpers import create_key, exchange, record
+from server import Server
 
-from bench.server import Server
-from collector.jsonlog import JsonFormatter
+from collector.ops.logging import JsonFormatter
 
 GENERATED = re.compile(r"[0-9a-f]{32}")
 
@@ -67,14 +66,8 @@ def test_an_unhandled_error_is_logged_as_json_with_the_request_id(make_app, capl
 
 
 def send(port, method, path, body=None, headers=None):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        connection.request(method, path, body=body, headers=headers or {})
-        response = connection.getresponse()
-        response.read()
-        return response.status, response.getheader("X-Request-ID")
-    finally:
-        connection.close()
+    status, _, response_headers = exchange(port, method, path, body, headers)
+    return status, response_headers.get("X-Request-ID")
 
 
 @pytest.mark.e2e

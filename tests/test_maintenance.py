@@ -12,12 +12,14 @@ from pathlib import Path
 
 import pytest
 from helpers import record
+from server import BIN, REPO
 
-from collector import maintenance
-from collector.db import database
-from collector.models import LogRecord
+from collector.records import COLUMNS
 from collector.retention import MICROS_PER_DAY, Retention, parse_rules
 from collector.severity import RANKS
+from collector.storage.sqlite import maintenance
+from collector.storage.sqlite.db import database
+from collector.storage.sqlite.writes import insert_rows
 from collector.times import now_micros
 from config import Config, ConfigError
 
@@ -46,10 +48,10 @@ def insert_records(db_path, specs):
             "service": service, "severity": severity, "severity_rank": RANKS[severity],
             "message": f"{service} {severity.lower()} record",
         }
-        rows.append(tuple(values.get(column) for column in LogRecord.INSERT_COLUMNS))
+        rows.append(tuple(values.get(column) for column in COLUMNS))
     with closing(sqlite3.connect(db_path, isolation_level=None, timeout=10)) as connection:
         connection.execute("BEGIN IMMEDIATE")
-        LogRecord.insert_rows(connection, rows)
+        insert_rows(connection, rows)
         connection.execute("COMMIT")
 
 
@@ -125,8 +127,9 @@ def test_rules_parse(text, service_days, severity_days):
     ],
 )
 def test_invalid_rule_stops_start_up_naming_the_setting(text):
+    # As gunicorn.conf.py and create_app read the settings at start-up.
     with pytest.raises(ConfigError, match="RETENTION_RULES"):
-        Config({"RETENTION_RULES": text})
+        Retention.from_config(Config({"RETENTION_RULES": text}).as_dict())
 
 
 def test_retention_settings_from_the_environment():
@@ -157,7 +160,7 @@ def test_the_longest_applicable_rule_wins(service, severity, days):
     retention = Retention(30, *parse_rules(
         "service=chatty:3,service=archive:400,severity>=WARN:90,severity>=ERROR:365"))
     now = now_micros()
-    condition, params = retention.expired_sql(now)
+    condition, params = maintenance.expired_sql(retention, now)
     with closing(sqlite3.connect(":memory:")) as connection:
         connection.execute("CREATE TABLE log_record (timestamp, service, severity_rank)")
         for age in (days - 0.01, days + 0.01):
@@ -285,11 +288,12 @@ def test_prune_returns_free_pages_of_a_new_database(make_app, db_path):
     assert query(db_path, "PRAGMA page_count")[0][0] < size_before / 2
 
 
-def test_prune_refuses_invalid_rules_naming_the_setting(make_app):
-    app = make_app(RETENTION_RULES="chatty:3")
-    result = app.test_cli_runner().invoke(args=["prune"])
-    assert result.exit_code != 0
-    assert "RETENTION_RULES" in result.output
+def test_prune_refuses_invalid_rules_naming_the_setting(db_path):
+    result = subprocess.run(
+        [BIN / "flask", "--app", "wsgi", "prune"], cwd=REPO, capture_output=True, text=True,
+        env={**os.environ, "DATABASE_URL": f"sqlite:///{db_path}", "RETENTION_RULES": "chatty:3"})
+    assert result.returncode != 0
+    assert "RETENTION_RULES" in result.stderr
 
 
 # Backup and restore

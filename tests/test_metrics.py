@@ -1,16 +1,14 @@
 """GET /metrics: counters that move by what was ingested, in one process and across workers."""
 
-import http.client
 import os
 import signal
 import time
 
 import orjson
 import pytest
-from helpers import record
+from helpers import record, request
 from prometheus_client.parser import text_string_to_metric_families
-
-from bench.server import Server
+from server import Server
 
 
 def samples(text):
@@ -63,14 +61,13 @@ def test_counters_move_by_what_was_ingested(client):
     assert 0 <= after[("collector_newest_record_age_seconds", ())] < 60
 
 
-def test_overload_answers_are_counted(client, monkeypatch):
-    from collector.api import ingest
+def test_overload_answers_are_counted(app, client, monkeypatch):
     from collector.errors import StorageBusy
 
     def busy(batch):
         raise StorageBusy()
 
-    monkeypatch.setattr(ingest, "ingest", busy)
+    monkeypatch.setattr(app.extensions["writer"], "ingest", busy)
     before = scrape(client)
     assert client.post("/ingest", json=[record()]).status_code == 503
     after = scrape(client)
@@ -91,21 +88,11 @@ def test_an_empty_database_has_no_record_age(client):
     assert ("collector_newest_record_age_seconds", ()) not in scrape(client)
 
 
-def call(port, method, path, body=None, headers=None):
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    try:
-        connection.request(method, path, body=body, headers=headers or {})
-        response = connection.getresponse()
-        return response.status, response.read()
-    finally:
-        connection.close()
-
-
 def post_records(port, requests):
     total = 0
     for i in range(requests):
         records = [record(message=f"m {i} {j}") for j in range(i % 7 + 1)]
-        status, _ = call(port, "POST", "/ingest", orjson.dumps(records),
+        status, _ = request(port, "POST", "/ingest", orjson.dumps(records),
                          {"Content-Type": "application/json", "Prefer": "return=minimal"})
         assert status == 201
         total += len(records)
@@ -113,7 +100,7 @@ def post_records(port, requests):
 
 
 def scraped_total(port):
-    status, body = call(port, "GET", "/metrics")
+    status, body = request(port, "GET", "/metrics")
     assert status == 200
     return samples(body.decode()).get(
         ("collector_records_ingested_total", (("format", "json"),)), 0

@@ -9,7 +9,7 @@ from marshmallow import ValidationError
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate
 
-from collector.openapi import UNDOCUMENTED, build_spec
+from collector.web.openapi import UNDOCUMENTED, build_spec
 
 
 @pytest.fixture

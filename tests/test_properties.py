@@ -13,11 +13,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from marshmallow import ValidationError
 
-from collector.decoding import decode_records
-from collector.errors import APIError
-from collector.schemas import record_schema
+from collector.errors import CollectorError
+from collector.ingest.protocols.native import decode_records
+from collector.ingest.schemas import record_schema
 from collector.severity import CANONICAL
 from collector.times import to_micros
+from collector.web.errors import status_of
 from config import Config
 
 SCHEMA = record_schema(Config({}).as_dict())
@@ -89,8 +90,8 @@ def test_any_object_loads_or_names_its_faults(fields):
 def test_any_body_decodes_or_is_a_client_error(body, content_type, encoding):
     try:
         records = decode_records(body, content_type, encoding, 1024 * 1024)
-    except APIError as exc:
-        assert 400 <= exc.status < 500
+    except CollectorError as exc:
+        assert 400 <= status_of(exc) < 500
     else:
         assert isinstance(records, list)
 

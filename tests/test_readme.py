@@ -8,8 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
-from bench.server import Server
+from server import Server
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ import pytest
 from helpers import record
 from marshmallow import ValidationError
 
-from collector.schemas import record_schema
+from collector.ingest.schemas import record_schema
 from config import Config
 
 LIMITS = Config({}).as_dict()

@@ -9,10 +9,12 @@ import pytest
 from helpers import record
 from werkzeug.datastructures import MultiDict
 
-from collector import search
-from collector.db import database
-from collector.query import PAGE_SCHEMA, STATS_SCHEMA, load_params
-from collector.search import count_query, page_query
+from collector.read import search
+from collector.read.params import PAGE_SCHEMA, STATS_SCHEMA, load_params
+from collector.storage.base import Position
+from collector.storage.sqlite import search as sqlite_search
+from collector.storage.sqlite.db import database
+from collector.storage.sqlite.search import count_query, page_query
 from collector.times import now_micros
 
 NOW = time.time()
@@ -392,7 +394,9 @@ def plan(query):
 def page_plan(query, position=None):
     pairs = [tuple(kv.split("=", 1)) for kv in query.split("&")]
     params = load_params(PAGE_SCHEMA, MultiDict(pairs))
-    return plan(page_query(params, now_micros(), 10**9, params["order"], position, 101))
+    where = search.record_filter(params, now_micros())
+    after = Position(**position) if position else None
+    return plan(page_query(where, params["order"], after, 101, 10**9))
 
 
 @pytest.mark.parametrize(
@@ -414,11 +418,11 @@ def test_page_queries_use_an_index(app, query, index):
 
 
 def test_common_words_walk_the_time_index(app, monkeypatch):
-    monkeypatch.setattr(search, "COMMON_TERM_MATCHES", 0)
+    monkeypatch.setattr(sqlite_search, "COMMON_TERM_MATCHES", 0)
     assert "SCAN t1 USING INDEX log_record_timestamp" in page_plan("q=invoice")
 
 
 def test_stats_by_severity_counts_in_the_index(app):
     params = load_params(STATS_SCHEMA, MultiDict([("by", "severity"), ("since", "24h")]))
     assert "USING COVERING INDEX log_record_severity_rank_timestamp" in plan(
-        count_query(params, now_micros()))
+        count_query(search.record_filter(params, now_micros()), params["by"], None))

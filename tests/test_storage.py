@@ -1,14 +1,24 @@
 """Schema migrations, pragmas, indexes, and the full-text index kept in step with the rows."""
 
+import json
+import os
 import sqlite3
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from helpers import record
 
 from collector import create_app
-from collector.db import database, write_transaction
-from collector.migrations import LATEST_VERSION, MIGRATIONS, current_version, migrate
-from collector.models import LogRecord
+from collector.storage.sqlite.db import database, write_transaction
+from collector.storage.sqlite.migrations import (
+    LATEST_VERSION,
+    MIGRATIONS,
+    current_version,
+    migrate,
+)
+from collector.storage.sqlite.writes import insert_rows
 
 
 def fts_matches(db_path, query):
@@ -90,7 +100,7 @@ def test_full_text_index_rolls_back_with_the_records(app, db_path):
     row = (1, 1, "svc", "INFO", 30, "phantom message", None, None, None, None, None, None)
     with app.app_context(), pytest.raises(RuntimeError):
         with write_transaction() as connection:
-            LogRecord.insert_rows(connection, [row])
+            insert_rows(connection, [row])
             raise RuntimeError("abort")
     assert fts_matches(db_path, "phantom") == 0
 
@@ -103,3 +113,43 @@ def test_deleted_records_leave_the_full_text_index(client, db_path):
     with sqlite3.connect(db_path) as db:
         db.execute("INSERT INTO log_record_fts (log_record_fts, rank)"
                    " VALUES ('integrity-check', 1)")
+
+
+PROBE = """
+import json, sys
+from collector import create_app
+client = create_app({"DATABASE_URL": "sqlite:///" + sys.argv[1]}).test_client()
+answers = {}
+for method, path in (("POST", "/ingest"), ("GET", "/logs"), ("GET", "/logs/1"), ("GET", "/readyz")):
+    body = [{"service": "s", "severity": "INFO", "message": "m"}] if method == "POST" else None
+    response = client.open(path, method=method, json=body)
+    answers[path] = [response.status_code, response.headers.get("Retry-After"), response.get_json()]
+print(json.dumps(answers))
+"""
+
+
+def test_a_read_only_data_directory_answers_503_and_readyz_names_it(make_app, db_path, tmp_path):
+    """A collector started on a data directory it cannot write: 503 storage_read_only, not 500."""
+    client = make_app().test_client()
+    assert client.post("/ingest", json=[record()]).status_code == 201
+    database.close_all()
+    for path in db_path.parent.glob("collector.db*"):
+        path.chmod(0o444)
+    db_path.parent.chmod(0o555)
+    command = [sys.executable, "-c", PROBE, str(db_path)]
+    if os.geteuid() == 0:  # root writes anything: run the probe without that power
+        command = ["setpriv", "--bounding-set=-dac_override,-dac_read_search,-fowner", *command]
+    try:
+        probe = subprocess.run(command, capture_output=True, text=True, timeout=60,
+                               cwd=Path(__file__).parents[1])
+    finally:
+        db_path.parent.chmod(0o755)
+    assert probe.returncode == 0, probe.stderr
+    answers = json.loads(probe.stdout)
+    for path in ("/ingest", "/logs", "/logs/1"):
+        status, retry_after, body = answers[path]
+        assert (status, retry_after, body["error"]) == (503, "30", "storage_read_only"), path
+    status, _, body = answers["/readyz"]
+    assert status == 503
+    assert "read-only" in body["checks"]["database"]
+    assert "not writable" in body["checks"]["writable"]

@@ -1,0 +1,1 @@
+"""Ingest: the one write path (``writer``), the record schema, and the wire protocols."""

@@ -1,0 +1,97 @@
+"""Request bodies to records: Content-Encoding undone, JSON and NDJSON read.
+
+The pieces every wire protocol's decoder is built from; each protocol in
+``collector.ingest.protocols`` picks its own by Content-Type.
+"""
+
+import zlib
+
+import orjson
+
+from ..errors import InvalidInput, TooLarge, UnsupportedFormat
+
+# zlib's wbits: 16 + MAX_WBITS reads gzip, MAX_WBITS reads zlib-wrapped deflate,
+# -MAX_WBITS reads raw deflate (which some clients send as "deflate").
+_WBITS = {"gzip": (16 + zlib.MAX_WBITS,), "deflate": (zlib.MAX_WBITS, -zlib.MAX_WBITS)}
+
+
+def decompress(body, encoding, limit):
+    """The body with its Content-Encoding undone, refusing to expand beyond ``limit`` bytes."""
+    encoding = (encoding or "identity").strip().lower()
+    if encoding == "identity":
+        return body
+    if encoding == "x-gzip":
+        encoding = "gzip"
+    if encoding not in _WBITS:
+        raise UnsupportedFormat(
+            "unsupported_encoding",
+            f"Content-Encoding {encoding!r} is not supported; use gzip, deflate or identity",
+        )
+    for wbits in _WBITS[encoding]:
+        try:
+            return _inflate(body, wbits, limit)
+        except zlib.error as exc:
+            error = exc
+    raise InvalidInput("bad_encoding", f"the body is not valid {encoding} data: {error}")
+
+
+def _inflate(body, wbits, limit):
+    parts, size = [], 0
+    data = body
+    while data:  # a gzip body may hold several members, one after another
+        inflater = zlib.decompressobj(wbits)
+        # Ask for one byte past the limit: getting it proves the body is too large.
+        part = inflater.decompress(data, limit - size + 1)
+        size += len(part)
+        if size > limit:
+            raise TooLarge("payload_too_large", f"the decompressed body exceeds {limit} bytes")
+        if not inflater.eof:
+            raise zlib.error("the compressed data is truncated")
+        parts.append(part)
+        data = inflater.unused_data if wbits > zlib.MAX_WBITS else b""
+    return b"".join(parts)
+
+
+def malformed(exc, line=None):
+    where = f"line {line}" if line is not None else f"line {exc.lineno} column {exc.colno}"
+    return InvalidInput(
+        "malformed_json",
+        f"the body is not valid JSON at {where}: {exc.msg}",
+        line=line or exc.lineno,
+        column=exc.colno,
+    )
+
+
+def decode_json(body):
+    """A JSON array of records, or one record object as a batch of one."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise malformed(exc) from None
+    if document.__class__ is dict:
+        return [document]
+    if document.__class__ is not list:
+        raise InvalidInput(
+            "invalid_shape",
+            f"expected a JSON array of records or one record object, got {json_type(document)}",
+        )
+    return document
+
+
+def decode_ndjson(body):
+    """Newline-delimited JSON: one record object a line; blank lines are skipped."""
+    records = []
+    for number, line in enumerate(body.split(b"\n"), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(orjson.loads(line))
+        except orjson.JSONDecodeError as exc:
+            raise malformed(exc, line=number) from None
+    return records
+
+
+def json_type(value):
+    return {str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
+        value.__class__, "null"
+    )

@@ -1,0 +1,267 @@
+"""Command-line tasks: ``flask --app wsgi <command>``, registered by ``init_app``.
+
+Each command works on the app's store (``DATABASE_URL``), through Flask's CLI,
+which builds the app and pushes its context.
+"""
+
+import functools
+import io
+import sys
+import time
+from pathlib import Path
+
+import click
+from flask import current_app
+from flask.cli import with_appcontext
+from tqdm import tqdm
+from werkzeug.datastructures import MultiDict
+
+from .. import keys
+from ..errors import CollectorError, MaintenanceError, StorageUnavailable
+from ..read.export import ndjson_stream
+from ..read.params import EXPORT_SCHEMA, load_params
+from ..read.search import count_matching, export_documents
+from ..storage.base import megabytes
+from ..times import format_micros, now_micros
+
+
+def init_app(app):
+    """Register the commands on ``app``'s CLI."""
+    for command in (migrate_command, export_command, prune_command, backup_command,
+                    restore_command, stats_command, keys_command, verify_command):
+        app.cli.add_command(command)
+
+
+def with_store(command):
+    """Run ``command`` in the app's context with a connection of its store, passed as ``store``."""
+
+    @with_appcontext
+    @functools.wraps(command)
+    def run(*args, **kwargs):
+        store = current_app.extensions["store"]
+        with store.session():
+            return command(*args, store=store, **kwargs)
+
+    return run
+
+
+@click.command("migrate")
+@with_store
+def migrate_command(store):
+    """Create or upgrade the database schema (idempotent).
+
+    When API keys are required and none was ever created, also creates the
+    first admin key and writes it to a file beside the database.
+    """
+    applied = store.migrate()
+    first_key = None
+    if current_app.config["AUTH_REQUIRED"]:
+        first_key = keys.create_first_key(store, Path(store.describe()).with_name("admin.key"))
+    if applied:
+        click.echo(f"migrated {store.describe()} to schema version {store.latest_version}")
+    else:
+        click.echo(f"{store.describe()} is up to date (schema version {store.latest_version})")
+    if first_key:
+        click.echo(f"API keys are required and there were none: the admin key"
+                   f" {keys.FIRST_KEY_NAME!r} is in {first_key}, readable by you only."
+                   " Create the other keys with `make key`, then delete that file.")
+
+
+@click.group("keys")
+def keys_command():
+    """Create, list and revoke API keys."""
+
+
+@keys_command.command("create")
+@click.argument("name")
+@click.option("--scopes", required=True, help="comma-separated: ingest, read, admin")
+@click.option("--services", help="comma-separated services the key may write (default: any)")
+@click.option("--rate-limit", type=float,
+              help="records a second the key may write (default: no limit)")
+@with_store
+def create_key_command(name, scopes, services, rate_limit, store):
+    """Create the key NAME and print it, once: only its hash is stored."""
+    try:
+        api_key, key = keys.create_key(store, name, scopes, services, rate_limit)
+    except keys.ApiKeyError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(key)  # alone on stdout, for KEY=$(make key ...)
+    click.echo(f"created key {api_key.name!r} ({_key_rights(api_key)});"
+               " it is shown only this once", err=True)
+
+
+@keys_command.command("list")
+@with_store
+def list_keys_command(store):
+    """List the keys: name, scopes, services, rate limit, created, last used (never the key)."""
+    rows = [(str(k.id), k.name, k.scopes, k.services or "any",
+             f"{k.rate_limit:g}/s" if k.rate_limit else "-", _minute(k.created_at),
+             _minute(k.last_used_at), f"revoked {_minute(k.revoked_at)}" if k.revoked_at
+             else "active") for k in store.keys()]
+    header = ("id", "name", "scopes", "services", "rate", "created", "last used", "state")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        cells = (cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+        click.echo("  ".join(cells).rstrip())
+
+
+@keys_command.command("revoke")
+@click.argument("name")
+@with_store
+def revoke_key_command(name, store):
+    """Revoke the active key NAME: it stops working at once."""
+    try:
+        store.revoke_key(name, now_micros())
+    except keys.ApiKeyError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"revoked key {name!r}")
+
+
+def _key_rights(api_key):
+    rights = f"scopes {api_key.scopes}; services {api_key.services or 'any'}"
+    return rights + (f"; at most {api_key.rate_limit:g} records/s" if api_key.rate_limit else "")
+
+
+def _minute(micros):
+    return "-" if micros is None else format_micros(micros)[:16].replace("T", " ")
+
+
+@click.command("verify")
+@with_store
+def verify_command(store):
+    """Walk the audit chain: 'intact, N records', or the first record where it breaks."""
+    with _progress(count_matching(store, {}), "record") as bar:
+        found = store.verify(bar.update)
+    click.echo(found.summary())
+    if not found.intact:
+        sys.exit(1)
+
+
+@click.command("export")
+@click.option("--since", help="RFC 3339 time or relative (15m, 2h, 7d)")
+@click.option("--until", help="RFC 3339 time or relative; exclusive")
+@click.option("--service", multiple=True, help="only these services (repeatable)")
+@click.option("--min-severity", "min_severity", help="this level and above")
+@click.option("--q", help="full-text query over messages")
+@click.option("--gzip", "compress", is_flag=True, help="gzip the output")
+@with_store
+def export_command(compress, store, **filters):
+    """Write every matching record to stdout as NDJSON, oldest first."""
+    args = MultiDict(
+        [(name, value) for name, values in filters.items() if values
+         for value in (values if isinstance(values, tuple) else [values])]
+    )
+    try:
+        params = load_params(EXPORT_SCHEMA, args)
+    except CollectorError as exc:
+        raise click.UsageError(exc.message) from None
+    started, size = time.monotonic(), 0
+    out = sys.stdout.buffer
+    # stdout is the data: the bar and the summary go to stderr, the bar only
+    # to a terminal (elsewhere it still counts, into the void).
+    screen = sys.stderr if sys.stderr.isatty() else io.StringIO()
+    with tqdm(export_documents(store, params), total=count_matching(store, params),
+              unit="record", unit_scale=True, file=screen) as bar:
+        for chunk in ndjson_stream(bar, compress):
+            out.write(chunk)
+            size += len(chunk)
+    out.flush()
+    click.echo(f"exported {bar.n:,} records, {size / 1e6:,.1f} MB"
+               f"{' gzipped' if compress else ''}, in {time.monotonic() - started:.1f} s", err=True)
+
+
+@click.command("prune")
+@with_store
+def prune_command(store):
+    """Delete records older than their retention (RETENTION_DAYS, RETENTION_RULES).
+
+    Deletes in short transactions, each holding the write lock about 40 ms, so
+    ingest goes on meanwhile; then truncates the WAL and reports the space freed.
+    """
+    retention = current_app.extensions["retention"]
+    now = now_micros()
+    click.echo(f"retention: {retention.describe()}")
+    with _progress(store.count_expired(retention, now), "record") as bar:
+        try:
+            report = store.prune(retention, now, bar.update)
+        except StorageUnavailable as exc:
+            raise click.ClickException(f"stopped: {exc.message}") from None
+        except MaintenanceError as exc:
+            raise click.ClickException(f"stopped: {exc}") from None
+    click.echo(report.space)
+    click.echo(report.summary())
+
+
+@click.command("backup")
+@with_store
+def backup_command(store):
+    """Copy the live database to BACKUP_DIR/collector-<UTC time>.db while ingest goes on."""
+    started = time.perf_counter()
+    with _progress(None, "page") as bar:
+        path = store.backup(current_app.config["BACKUP_DIR"], _bar_updater(bar))
+    click.echo(path)
+    click.echo(
+        f"backup of {megabytes(path.stat().st_size)} written and passed integrity_check"
+        f" in {time.perf_counter() - started:.1f} s"
+    )
+
+
+@click.command("restore")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@with_appcontext
+def restore_command(file):
+    """Replace the database with the backup FILE. Stop the collector first.
+
+    FILE must pass PRAGMA integrity_check and be a collector database. The
+    restore refuses to run while a process, such as a running collector, has
+    the database open; its -wal and -shm files are removed with it.
+    """
+    store = current_app.extensions["store"]
+    try:
+        store.restore(file)
+    except MaintenanceError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"restored {store.describe()} from {file}; start the collector with `make run`")
+
+
+@click.command("stats")
+@with_store
+def stats_command(store):
+    """Print the number of records, size on disk, time span and counts per service and severity."""
+    found = store.stats()
+    size = (f"{megabytes(found.database_bytes + found.wal_bytes)}"
+            f" (database {megabytes(found.database_bytes)}, WAL {megabytes(found.wal_bytes)};"
+            f" free pages {megabytes(found.free_bytes)})")
+    rows = [
+        ("database", found.name),
+        ("size on disk", size),
+        ("records", f"{found.records:,}"),
+        ("oldest", format_micros(found.oldest) if found.oldest is not None else "-"),
+        ("newest", format_micros(found.newest) if found.newest is not None else "-"),
+    ]
+    _echo_table(None, rows)
+    _echo_table(("service", "records"), [(name, f"{n:,}") for name, n in found.per_service])
+    _echo_table(("severity", "records"), [(name, f"{n:,}") for name, n in found.per_severity])
+
+
+def _progress(total, unit):
+    # The summary lines are the output; a bar only helps someone watching.
+    watched = sys.stdout.isatty() and sys.stderr.isatty()
+    return tqdm(total=total, unit=unit, unit_scale=True, disable=not watched, file=sys.stderr)
+
+
+def _bar_updater(bar):
+    def update(done, total):
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return update
+
+
+def _echo_table(header, rows):
+    lines = ([header] if header else []) + rows
+    width = max((len(str(first)) for first, _ in lines), default=0)
+    if header:
+        click.echo()
+    for first, second in lines:
+        click.echo(f"{first:<{width}}  {second}")

@@ -1,0 +1,1 @@
+"""Reading stored records: query parameters, pages, follows, counts and exports over a Store."""

@@ -1,0 +1,30 @@
+"""GET /metrics: the collector's metrics for Prometheus to scrape."""
+
+import time
+
+from flask import Blueprint, Response, current_app
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from ...metrics import exposition
+from ..contract import contract
+
+bp = Blueprint("metrics", __name__)
+
+
+@bp.get("/metrics")
+@contract(get={"tags": ["operations"], "responses": {"200": {
+    "description": "Prometheus' text exposition format.",
+    "content": {"text/plain": {"schema": {"type": "string"}}}}}})
+def metrics():
+    """Every worker's metrics in Prometheus' text format, with the storage measured now."""
+    store = current_app.extensions["store"]
+    newest = store.newest_received_at()
+    gauges = [
+        ("collector_database_size_bytes",
+         "Size of the database on disk, its write-ahead log included.", store.size_bytes()),
+        ("collector_newest_record_age_seconds",
+         "Seconds since the newest stored record was received.",
+         None if newest is None else time.time() - newest / 1_000_000),
+    ]
+    body = exposition(current_app.config["PROMETHEUS_MULTIPROC_DIR"], gauges)
+    return Response(body, content_type=CONTENT_TYPE_LATEST)
