@@ -27,7 +27,7 @@ class IngestRequest:
     caller: Caller
     read_body: Callable[[], bytes]  # reads the whole body, within the configured time
     max_body_bytes: int  # the bound on a decompressed body
-    view_args: dict = field(default_factory=dict)  # the values of the route's placeholders
+    view_args: dict = field(default_factory=dict)  # the values of the route's variable parts
 
 
 @dataclass
