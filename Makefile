@@ -11,12 +11,19 @@ FLASK := $(BIN)/flask --app wsgi
 help: ## list the targets
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-# The venv is rebuilt whenever requirements.txt changes. Its output goes to
+# The venv gets what the server needs (requirements.txt) for `make run` and the
+# operator's targets, and the test tools too (requirements-test.txt) for `make
+# test`; each is installed again when its file changes. The output goes to
 # stderr so that targets writing data to stdout (export) stay clean.
 $(BIN)/.installed: requirements.txt
 	@echo "setting up $(VENV) from requirements.txt" >&2
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) >&2
 	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt >&2
+	@touch $@
+
+$(BIN)/.installed-test: $(BIN)/.installed requirements-test.txt
+	@echo "adding the test tools from requirements-test.txt" >&2
+	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-test.txt >&2
 	@touch $@
 
 run: $(BIN)/.installed ## start the collector with gunicorn on HOST:PORT (127.0.0.1:8000)
@@ -27,7 +34,7 @@ run: $(BIN)/.installed ## start the collector with gunicorn on HOST:PORT (127.0.
 migrate: $(BIN)/.installed ## create or upgrade the database schema
 	$(FLASK) migrate
 
-test: $(BIN)/.installed ## run the whole test suite
+test: $(BIN)/.installed-test ## run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(BIN)/.installed ## ingest and query figures beside the raw SQLite limit (BENCH=smoke|full)
@@ -80,7 +87,7 @@ revoke: $(BIN)/.installed ## revoke the API key NAME=...; it stops working at on
 stats: $(BIN)/.installed ## records, size on disk, time span, counts per service and severity
 	@$(FLASK) stats
 
-lint: $(BIN)/.installed ## check the code with ruff and the layers with import-linter (pyproject.toml)
+lint: $(BIN)/.installed-test ## check the code with ruff and the layers with import-linter (pyproject.toml)
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
 
