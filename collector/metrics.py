@@ -50,6 +50,12 @@ WRITE_TRANSACTION = Histogram(
     "collector_write_transaction_seconds",
     "Time a write transaction held the write lock, to its commit or rollback.",
 )
+WAL_CHECKPOINTS = Histogram(
+    "collector_wal_checkpoints_seconds",
+    "Checkpoints of SQLite's write-ahead log after a commit, by result: emptied, or busy"
+    " (readers kept it in use).",
+    ["result"],
+)
 OVERLOADED = Counter(
     "collector_overloaded_responses", "Answers telling the client to come back later (503, 429).",
     ["status"],

@@ -384,8 +384,8 @@ def waiting_batch(writer, records, partial=False):
 def test_waiting_batches_are_stored_together_each_with_its_own_outcome(client, writer, monkeypatch):
     transactions = []
     real_store = writer.store_group
-    monkeypatch.setattr(writer, "store_group", lambda batches: transactions.append(batches)
-                        or real_store(batches))
+    monkeypatch.setattr(writer, "store_group", lambda batches, committed: transactions.append(
+        batches) or real_store(batches, committed))
     first = waiting_batch(writer, [record(message="a1"), record(message="a2")])
     invalid = waiting_batch(writer, [record(severity="LOUD")])
     mixed = waiting_batch(writer, [record(message="c1"), record(message="")], partial=True)
@@ -418,8 +418,8 @@ def test_a_group_stops_growing_at_its_row_limit(client, writer, monkeypatch):
     monkeypatch.setattr(writer, "group_rows", 3)
     transactions = []
     real_store = writer.store_group
-    monkeypatch.setattr(writer, "store_group", lambda batches: transactions.append(batches)
-                        or real_store(batches))
+    monkeypatch.setattr(writer, "store_group", lambda batches, committed: transactions.append(
+        batches) or real_store(batches, committed))
     first = waiting_batch(writer, [record()] * 3)
     second = waiting_batch(writer, [record()] * 2)
     response = post(client, [record()])
@@ -582,7 +582,8 @@ def test_other_database_faults_stay_logged_500s(client, stored_count, monkeypatc
 
 def test_a_refused_batch_takes_no_write_lock(client, writer, monkeypatch):
     transactions = []
-    monkeypatch.setattr(writer, "store_group", transactions.append)
+    monkeypatch.setattr(writer, "store_group",
+                        lambda batches, committed: transactions.append(batches))
     assert_error(post(client, [record(severity="LOUD")]), 422, "validation_failed")
     assert_error(post(client, b"[]"), 400, "empty_batch")
     assert transactions == []

@@ -182,12 +182,19 @@ class Writer:
         if not group:  # every batch was refused before storage: no write lock to take
             return
         try:
-            self.store_group(group)
-        except Exception as exc:  # each batch is atomic: none of the group was stored
+            self.store_group(group, committed=lambda: self._answer(group))
+        except Exception as exc:
             for batch in group:
-                batch.error = exc
-        for batch in group:
-            batch.done = True
+                if not batch.done:  # the group was not committed: none of it was stored
+                    batch.error = exc
+        self._answer(group)
+
+    def _answer(self, group):
+        """Let the group's threads answer (its commit is durable, or it failed)."""
+        with self._changed:
+            for batch in group:
+                batch.done = True
+            self._changed.notify_all()
 
     def _prepare(self, batch):
         records = batch.read_records()
@@ -216,7 +223,7 @@ class Writer:
         batch.rows = [normalize(record, received_at, batch.caller.key_id) for record in valid]
         batch.rejected = errors
 
-    def store_group(self, batches):
+    def store_group(self, batches, committed=None):
         """Store prepared batches in one transaction, committed on return; set each one's result.
 
         Records whose (service, event_id) is already stored, or comes earlier in
@@ -224,11 +231,11 @@ class Writer:
         recorded stores nothing and gets the recorded outcome back (or an error
         when the key came with another body). Every batch's rows get
         consecutive ids. A batch's own failure (its rate limit, its key) leaves
-        the rest of the group to commit.
+        the rest of the group to commit. ``committed()`` is called once it has.
         """
         now = now_micros()
         keys_since = now - self.idempotency_ttl
-        with self.store.write() as transaction:
+        with self.store.write(committed) as transaction:
             seen = set()  # events stored by earlier batches of the group
             for batch in batches:
                 try:

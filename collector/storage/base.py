@@ -152,8 +152,12 @@ class Store(ABC):
     # Writes
 
     @abstractmethod
-    def write(self):
-        """A context yielding a WriteTransaction, committed when the block ends cleanly."""
+    def write(self, committed=None):
+        """A context yielding a WriteTransaction, committed when the block ends cleanly.
+
+        ``committed()``, when given, is called as soon as the commit is durable,
+        before any housekeeping of the backend's that follows it (a checkpoint).
+        """
 
     # Reads
 
@@ -249,8 +253,8 @@ class Store(ABC):
         """The Stats of the database."""
 
     @abstractmethod
-    def size_bytes(self):
-        """The database's size on disk, its log included."""
+    def gauges(self):
+        """The storage's own gauges for /metrics, measured now: (name, help, value) each."""
 
     @abstractmethod
     def readiness(self, min_free_mb):

@@ -52,8 +52,8 @@ class SqliteStore(Store):
     # Writes
 
     @contextlib.contextmanager
-    def write(self):
-        with write_transaction() as connection:
+    def write(self, committed=None):
+        with write_transaction(committed) as connection:
             yield SqliteWriteTransaction(connection)
 
     # Reads
@@ -135,8 +135,8 @@ class SqliteStore(Store):
     def stats(self):
         return maintenance.stats(self.path)
 
-    def size_bytes(self):
-        return maintenance.size_bytes(self.path)
+    def gauges(self):
+        return maintenance.gauges(self.path)
 
     def readiness(self, min_free_mb):
         return maintenance.readiness(self.path, min_free_mb)

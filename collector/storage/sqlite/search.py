@@ -15,6 +15,7 @@ from .models import LogRecord as R
 _COLUMNS = [R.id, R.received_at, R.timestamp, R.service, R.severity, R.severity_rank, R.message,
             R.host, R.trace_id, R.span_id, R.attributes, R.event_id, R.api_key_id]
 _FTS_MATCH = "(SELECT rowid FROM log_record_fts WHERE log_record_fts MATCH ?)"
+_TRACE_MATCH = "(SELECT rowid FROM log_record_trace WHERE log_record_trace MATCH ?)"
 _FTS_COUNT = (
     "SELECT count(*) FROM (SELECT 1 FROM log_record_fts WHERE log_record_fts MATCH ? LIMIT ?)"
 )
@@ -54,6 +55,9 @@ def where_clauses(where):
     if where.host is not None:
         clauses.append(R.host == where.host)
     if where.trace_id is not None:
+        # The full-text table finds the candidates, the column keeps the match exact.
+        phrase = '"{}"'.format(where.trace_id.replace('"', '""'))
+        clauses.append(R.id.in_(pw.SQL(_TRACE_MATCH, (phrase,))))
         clauses.append(R.trace_id == where.trace_id)
     if where.api_key_id is not None:
         clauses.append(R.api_key_id == where.api_key_id)
