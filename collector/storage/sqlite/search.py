@@ -3,6 +3,7 @@ follows and grouped counts. Every value reaches SQL as a bound parameter."""
 
 import contextlib
 
+import orjson
 import peewee as pw
 
 from ...errors import InvalidInput
@@ -60,9 +61,14 @@ def where_clauses(where):
     if where.text is not None:
         clauses.append(_full_text_clause(fts5_expression(where.text)))
     for key, value in where.attributes.items():
-        path = "$." + ".".join(f'"{part}"' for part in key.split("."))
-        clauses.append(pw.fn.json_extract(R.attributes, path).in_(_attribute_values(value)))
+        clauses.append(pw.fn.json_extract(R.attributes, _json_path(key))
+                       .in_(_attribute_values(value)))
     return clauses
+
+
+def _json_path(key):
+    """The JSON path of a dotted attribute key (validated: letters, digits, _ and -)."""
+    return "$." + ".".join(f'"{part}"' for part in key.split("."))
 
 
 def _full_text_clause(expression):
@@ -136,7 +142,7 @@ def count_query(where, by, interval):
     """The grouped COUNT query behind ``counts``."""
     # The time bucket groups last: rows come from the (severity_rank | service,
     # timestamp) indexes in that order, so SQLite groups them as they stream by.
-    dimensions = [R.severity_rank if name == "severity" else R.service for name in by]
+    dimensions = [_dimension(name) for name in by]
     if interval:
         width = interval * 1_000_000
         dimensions.append((R.timestamp / width * width).alias("bucket"))
@@ -151,6 +157,24 @@ def count_query(where, by, interval):
     if dimensions:
         query = query.group_by(*dimensions).order_by(*dimensions)
     return query
+
+
+def _dimension(name):
+    """The grouped column of a ``by`` name (see Store.counts)."""
+    if name == "severity":
+        return R.severity_rank
+    if name == "service":
+        return R.service
+    if name == "host":
+        return R.host
+    # The attribute as JSON text (SQLite's ->), decoded: a string stays apart from the
+    # number it spells, and true from 1, as they are stored.
+    return (pw.fn.json(pw.Expression(R.attributes, "->", _json_path(name[len("attr."):])))
+            .python_value(_json_value).alias(name))
+
+
+def _json_value(text):
+    return None if text is None else orjson.loads(text)
 
 
 def stored(query):
