@@ -19,7 +19,7 @@ export class Histogram {
     this.readout = readout;
     this.onRange = onRange;
     this.plot = null;
-    this.zoomed = false;
+    this.zoomedAt = -Infinity;
     window.addEventListener("resize", () => this.resize());
   }
 
@@ -50,6 +50,7 @@ export class Histogram {
     }))];
     this.destroy();
     this.container.replaceChildren();
+    this.zoomedAt = -Infinity;
     const totals = starts.map((_, i) => levels.reduce((sum, level) => sum + counts[level][i], 0));
     const opts = {
       width: this.container.clientWidth || 800,
@@ -88,16 +89,13 @@ export class Histogram {
     if (u.select.width < 3) return;
     const since = u.posToVal(u.select.left, "x") * 1000;
     const until = u.posToVal(u.select.left + u.select.width, "x") * 1000;
-    this.zoomed = true;
+    this.zoomedAt = performance.now();
     u.setSelect({ left: 0, top: 0, width: 0, height: 0 }, false);
     this.onRange(Math.floor(since), Math.ceil(until));
   }
 
   clicked() {
-    if (this.zoomed) {
-      this.zoomed = false;  // the click that ends a drag
-      return;
-    }
+    if (performance.now() - this.zoomedAt < 500) return;  // the click that ends a drag
     const start = this.bucketAt(this.plot.cursor.idx);
     if (start === null) return;
     this.onRange(start * 1000, (start + this.data.seconds) * 1000);
