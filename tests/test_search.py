@@ -506,3 +506,67 @@ def test_stats_by_host_and_attribute_read_an_index_range(app, query, index):
     shape = stats_plan(query)
     assert index in shape
     assert "SCAN t1" not in shape
+
+
+# Histograms of time and severity alone are counted bucket by bucket: the same rows as the
+# grouped count, without sorting every row of the range.
+
+
+@pytest.fixture
+def spread(client):
+    """Records of every level over the last two hours, some sharing a timestamp."""
+    now = time.time()
+    levels = ["TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "ERROR", "CRITICAL", "FATAL"]
+    ingest(client, [record(severity=levels[i * 7 % 8], timestamp=now - 7200 + (i // 2) * 37)
+                    for i in range(380)])
+    return now
+
+
+def loaded(query):
+    params = load_params(STATS_SCHEMA, MultiDict([tuple(kv.split("=", 1))
+                                                  for kv in query.split("&")]))
+    interval = INTERVALS[params["interval"]] if "interval" in params else None
+    return search.record_filter(params, now_micros()), params.get("by", []), interval
+
+
+@pytest.mark.parametrize("query", [
+    "interval=1m&since=3h",
+    "interval=5m&since=90m&by=severity",
+    "interval=10m&since=3h&min_severity=warn&by=severity",
+    "interval=1m&since=2h&severity=error,info,error",
+    "interval=15m&since=1d&min_severity=notice",
+    "interval=30s&since=1h&until=10m&by=severity",
+    "interval=1h&since=3h&severity=fatal&min_severity=error&by=severity",
+])
+def test_histograms_counted_by_bucket_equal_the_grouped_count(app, spread, query):
+    where, by, interval = loaded(query)
+    with database.connection_context():
+        assert sqlite_search.bucket_count_query(where, by, interval) is not None
+        grouped = sqlite_search.run(count_query(where, by, interval).dicts())
+        assert grouped and sqlite_search.counts(where, by, interval) == grouped
+
+
+@pytest.mark.parametrize("query", [
+    "interval=1m&since=1h&service=api", "interval=1m&since=1h&q=invoice",
+    "interval=1m&since=1h&by=service", "interval=1m", "by=severity&since=1h",
+    "interval=1s&since=2h",  # more buckets than seeks pay for
+])
+def test_other_histograms_are_grouped(app, spread, query):
+    with database.connection_context():
+        assert sqlite_search.bucket_count_query(*loaded(query)) is None
+
+
+@pytest.mark.parametrize("query, index", [
+    ("interval=5m&since=1d&by=severity",
+     "USING COVERING INDEX log_record_severity_rank_timestamp (severity_rank=? AND timestamp>?"),
+    ("interval=5m&since=1d", "USING COVERING INDEX log_record_timestamp (timestamp>? AND"),
+    ("interval=5m&since=1d&min_severity=error",
+     "USING COVERING INDEX log_record_severity_rank_timestamp (severity_rank=? AND timestamp>?"),
+])
+def test_histograms_by_bucket_count_in_an_index_without_sorting(app, spread, query, index):
+    with database.connection_context():
+        sql, parameters = sqlite_search.bucket_count_query(*loaded(query))
+        rows = database.execute_sql("EXPLAIN QUERY PLAN " + sql, parameters).fetchall()
+    shape = " | ".join(row[3] for row in rows)
+    assert index in shape
+    assert "TEMP B-TREE FOR GROUP BY" not in shape and "SCAN log_record" not in shape

@@ -131,9 +131,11 @@ function runSearch({ push = true } = {}) {
     history.pushState(null, "", toURL(query));
   }
   $("#forget-key").hidden = !storedKey();
-  firstPage(signal);
-  loadHistogram(signal);
-  for (const name of Object.keys(FACETS)) loadFacet(name, signal);
+  // The facets wait for the results and the histogram: on a large store, counting by host or
+  // by an attribute reads every record of the range and would slow the first two down.
+  Promise.all([firstPage(signal), loadHistogram(signal)]).then(() => {
+    if (!signal.aborted) for (const name of Object.keys(FACETS)) loadFacet(name, signal);
+  });
   if (query.record && !detail.isOpen) openRecordById(query.record, signal);
 }
 
