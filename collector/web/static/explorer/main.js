@@ -123,6 +123,8 @@ function runSearch({ push = true } = {}) {
   nextCursor = null;
   afterId = null;
   total = null;
+  buffered = [];  // held back for the previous query
+  showPaused();
   $("#results-end").textContent = "Loading…";
   $("#status").textContent = "";
   $("#results-section").setAttribute("aria-busy", "true");
@@ -134,7 +136,10 @@ function runSearch({ push = true } = {}) {
   // The facets wait for the results and the histogram: on a large store, counting by host or
   // by an attribute reads every record of the range and would slow the first two down.
   Promise.all([firstPage(signal), loadHistogram(signal)]).then(() => {
-    if (!signal.aborted) for (const name of Object.keys(FACETS)) loadFacet(name, signal);
+    if (signal.aborted) return;
+    Promise.all(Object.keys(FACETS).map((name) => loadFacet(name, signal))).then(() => {
+      if (!signal.aborted) performance.mark("explorer:facets");
+    });
   });
   if (query.record && !detail.isOpen) openRecordById(query.record, signal);
 }

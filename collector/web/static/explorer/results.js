@@ -35,10 +35,6 @@ export class Results {
     return this.records.size;
   }
 
-  has(id) {
-    return this.records.has(id);
-  }
-
   // Add records at the end (a next page) or, with ``atTop``, above the others (newer ones,
   // given oldest first). A record already shown is not shown again.
   add(records, atTop = false) {
@@ -90,10 +86,6 @@ export class Results {
     return row;
   }
 
-  rows() {
-    return [...this.list.children];
-  }
-
   current() {
     return this.list.querySelector("li.record[tabindex='0']");
   }
@@ -113,10 +105,6 @@ export class Results {
     const current = this.current();
     if (!current) return this.list.firstElementChild;
     return step > 0 ? current.nextElementSibling : current.previousElementSibling;
-  }
-
-  rowOf(id) {
-    return this.list.querySelector(`li.record[data-id="${Number(id)}"]`);
   }
 
   open(row) {
