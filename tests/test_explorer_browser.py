@@ -67,6 +67,9 @@ LOGHUB = [
      "disk 20 GB, vcpus 1 CPU"),
 ]
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+LONG_MESSAGE = "Exception in task 0.0 in stage 1.0 (TID 1)\n" + "\n".join(
+    f"\tat org.apache.spark.executor.Executor$TaskRunner.run(Executor.scala:{line})"
+    for line in range(200, 240))
 REPEAT = 12  # times the lines are stored, over the last 20 hours
 BURST = 24  # failed logins within 45 minutes, 5 hours ago
 
@@ -108,6 +111,9 @@ def server(tmp_path_factory):
         ingest(running.port, [
             {**record, "service": "sshd", "severity": "ERROR", "message": LOGHUB[8][3]}
             for record in loghub_records(BURST, spread=2700, end=time.time() - 5 * 3600)])
+        # A long message, in several lines: folded in the list.
+        ingest(running.port, [{"service": "spark", "severity": "ERROR",
+                               "message": LONG_MESSAGE, "timestamp": time.time() - 7200}])
         # A message that is markup: shown as text, never run.
         ingest(running.port, [{"service": "web", "severity": "ERROR",
                                "message": '<img src=x onerror="window.hacked=1"> injected',
@@ -190,7 +196,7 @@ def test_search_by_word_and_by_service(page, server, tmp_path):
     # Text, not markup: the message reads as written and its onerror never ran.
     assert any(row[3] == '<img src=x onerror="window.hacked=1"> injected' for row in shown)
     assert page.execute_script("return window.hacked") is None
-    stored = len(LOGHUB) * REPEAT + BURST + 1
+    stored = len(LOGHUB) * REPEAT + BURST + 2
     assert page.find_element(By.ID, "status").text == f"{stored} records in range, 200 shown"
     page.save_screenshot(str(screenshots_dir(tmp_path) / "explorer.png"))
 
@@ -215,6 +221,47 @@ def test_search_by_word_and_by_service(page, server, tmp_path):
     page.get(page.current_url)
     wait_loaded(page)
     assert rows(page) == found
+
+
+def test_long_messages_fold_and_unfold(page, server):
+    open_explorer(page, server, "?service=spark&min_severity=error")
+    row = page.find_element(By.CSS_SELECTOR, "#results li.record")
+    message = row.find_element(By.CLASS_NAME, "message")
+    assert message.text.endswith("…") and len(message.text) < 400
+    fold = row.find_element(By.CSS_SELECTOR, "button.fold")
+    assert fold.get_attribute("aria-expanded") == "false"
+    fold.click()
+    assert message.get_attribute("textContent") == LONG_MESSAGE
+    assert fold.get_attribute("aria-expanded") == "true"
+    assert page.find_element(By.ID, "detail").is_displayed() is False  # folding opens nothing
+    fold.click()
+    assert message.text.endswith("…")
+
+
+def test_facets_count_and_narrow(page, server):
+    open_explorer(page, server, "?service=hdfs")
+    wait(page, lambda d: d.find_elements(By.CSS_SELECTOR, ".facet[data-facet=host] button.pick"),
+         "no host facet")
+    hosts = {b.find_element(By.CLASS_NAME, "value").text: b.find_element(By.CLASS_NAME, "count")
+             .text for b in page.find_elements(By.CSS_SELECTOR, ".facet[data-facet=host] button.pick")}
+    assert hosts == {"node-1": "16", "node-2": "16", "node-3": "16"}
+    page.find_element(By.ID, "facet-key").send_keys("deploy.region", Keys.ENTER)
+    buttons = wait(page, lambda d: d.find_elements(
+        By.CSS_SELECTOR, ".facet[data-facet=attribute] button.pick"), "no attribute facet")
+    counted = {b.find_element(By.CLASS_NAME, "value").text: b.find_element(By.CLASS_NAME, "count")
+               .text for b in buttons}
+    assert counted == {"eu-west": "24", "us-east": "24"}
+    assert url_params(page)["facet"] == "deploy.region"
+    next(b for b in buttons if "eu-west" in b.text).click()
+    wait(page, lambda d: url_params(d).get("attr.deploy.region") == "eu-west", "no filter")
+    wait_loaded(page)
+    assert len(rows(page)) == 24
+    assert page.find_element(By.ID, "attributes").get_attribute("value") == \
+        "deploy.region=eu-west"
+    page.find_element(By.CSS_SELECTOR, ".facet[data-facet=host] button.pick").click()
+    wait(page, lambda d: url_params(d).get("host", "").startswith("node-"), "no host filter")
+    wait_loaded(page)
+    assert 0 < len(rows(page)) < 24
 
 
 def test_a_bad_query_shows_the_apis_message(page, server):
