@@ -238,19 +238,23 @@ def test_long_messages_fold_and_unfold(page, server):
     assert message.text.endswith("…")
 
 
+def facet_counts(driver, name):
+    """{value: count} of the facet ``name``'s buttons."""
+    return {button.find_element(By.CLASS_NAME, "value").text:
+            button.find_element(By.CLASS_NAME, "count").text
+            for button in driver.find_elements(
+                By.CSS_SELECTOR, f".facet[data-facet={name}] button.pick")}
+
+
 def test_facets_count_and_narrow(page, server):
     open_explorer(page, server, "?service=hdfs")
     wait(page, lambda d: d.find_elements(By.CSS_SELECTOR, ".facet[data-facet=host] button.pick"),
          "no host facet")
-    hosts = {b.find_element(By.CLASS_NAME, "value").text: b.find_element(By.CLASS_NAME, "count")
-             .text for b in page.find_elements(By.CSS_SELECTOR, ".facet[data-facet=host] button.pick")}
-    assert hosts == {"node-1": "16", "node-2": "16", "node-3": "16"}
+    assert facet_counts(page, "host") == {"node-1": "16", "node-2": "16", "node-3": "16"}
     page.find_element(By.ID, "facet-key").send_keys("deploy.region", Keys.ENTER)
     buttons = wait(page, lambda d: d.find_elements(
         By.CSS_SELECTOR, ".facet[data-facet=attribute] button.pick"), "no attribute facet")
-    counted = {b.find_element(By.CLASS_NAME, "value").text: b.find_element(By.CLASS_NAME, "count")
-               .text for b in buttons}
-    assert counted == {"eu-west": "24", "us-east": "24"}
+    assert facet_counts(page, "attribute") == {"eu-west": "24", "us-east": "24"}
     assert url_params(page)["facet"] == "deploy.region"
     next(b for b in buttons if "eu-west" in b.text).click()
     wait(page, lambda d: url_params(d).get("attr.deploy.region") == "eu-west", "no filter")
