@@ -280,7 +280,7 @@ def test_a_bad_query_shows_the_apis_message(page, server):
 
 
 def test_histogram_zoom_and_click_narrow_the_range(page, server):
-    open_explorer(page, server, "?range=24h")
+    open_explorer(page, server, "?since=24h")
     over = page.find_element(By.CSS_SELECTOR, "#histogram .u-over")
     width = over.size["width"]
     # Drag across the last quarter of the day, where the records are.
@@ -311,6 +311,12 @@ def test_histogram_zoom_and_click_narrow_the_range(page, server):
     assert bucket in (60, 300, 600, 900, 1800), narrowed  # one bucket of the zoomed chart
     assert all(parse_time(narrowed["since"]) <= parse_time(row[4]) < parse_time(narrowed["until"])
                for row in rows(page))
+    # Back undoes the narrowing: the zoomed view again, its records and its form.
+    page.back()
+    wait(page, lambda d: url_params(d) == params, "Back did not return to the zoomed view")
+    wait_loaded(page)
+    assert rows(page) == zoomed
+    assert page.find_element(By.ID, "range").get_attribute("value") == "custom"
 
 
 def test_detail_keyboard_and_links(page, server, tmp_path):

@@ -69,10 +69,15 @@ export class Detail {
 
   close() {
     if (!this.isOpen) return;
+    this.hide();
+    this.onClose();
+  }
+
+  // Close without telling the explorer (it is showing another view already).
+  hide() {
     this.panel.hidden = true;
     this.record = null;
     document.body.classList.remove("with-detail");
-    this.onClose();
   }
 
   async copy() {

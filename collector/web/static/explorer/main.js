@@ -14,6 +14,7 @@ const PAGE_SIZE = 200;
 const FOLLOW_WAIT = 20;  // seconds a follow request waits for new records
 const FOLLOW_LIMIT = 500;
 const RETRY_MS = 3000;
+const LIVE_HISTOGRAM_MS = 10000;  // how often a live view redraws its histogram, at most
 const $ = (selector) => document.querySelector(selector);
 
 let query = fromURL(location.search);
@@ -26,6 +27,7 @@ let live = false;
 let paused = false;
 let buffered = [];  // records that arrived while paused
 let tail = null;  // the AbortController of the live tail
+let redraw = null;  // the timer of the live view's next histogram
 
 const histogram = new Histogram($("#histogram"), $("#histogram-readout"), narrow);
 const results = new Results($("#results"), openRecord);
@@ -399,6 +401,13 @@ async function follow(controller) {
       if (total !== null) total += added;
       showStatus();
     }
+    if (!redraw && search) {
+      const { signal } = search;
+      redraw = setTimeout(() => {
+        redraw = null;
+        if (live && !signal.aborted) loadHistogram(signal);
+      }, LIVE_HISTOGRAM_MS);
+    }
   }
 }
 
@@ -481,7 +490,7 @@ $("#facet-key-form").addEventListener("submit", (event) => {
 });
 window.addEventListener("popstate", () => {
   query = fromURL(location.search);
-  detail.close();
+  detail.hide();
   queryToForm();
   runSearch({ push: false });
 });
