@@ -185,9 +185,13 @@ class Store(ABC):
 
     @abstractmethod
     def counts(self, where, by, interval):
-        """Counts of matching records as dicts: ``count`` and, grouped by ``by`` (of
-        "severity", "service"), ``severity_rank``, ``service``; with ``interval`` (seconds),
-        ``bucket`` (the µs its time bucket starts at)."""
+        """Counts of matching records as dicts: ``count`` and one key for each name in ``by``:
+        "severity" as ``severity_rank``, "service" as ``service``, "host" as ``host`` (None
+        for records without one), and "attr.<dotted key>" (a key as RecordFilter.attributes
+        names it) under that same name, holding the attribute's JSON value (str, int, float,
+        bool, list or dict; None where a record lacks it or it is null); with ``interval``
+        (seconds), ``bucket`` (the µs its time bucket starts at). Groups of several names
+        count each combination found."""
 
     # API keys
 

@@ -83,7 +83,7 @@ class SqliteStore(Store):
 
     def counts(self, where, by, interval):
         with storage_errors():
-            return search.run(search.count_query(where, by, interval).dicts())
+            return search.counts(where, by, interval)
 
     # API keys
 
