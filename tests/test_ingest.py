@@ -385,8 +385,8 @@ def waiting_batch(writer, records, partial=False):
 def test_waiting_batches_are_stored_together_each_with_its_own_outcome(client, writer, monkeypatch):
     transactions = []
     real_store = writer.store_group
-    monkeypatch.setattr(writer, "store_group", lambda batches, committed, gather: transactions.append(
-        batches) or real_store(batches, committed, gather))
+    monkeypatch.setattr(writer, "store_group", lambda batches, committed, gather: (
+        transactions.append(batches) or real_store(batches, committed, gather)))
     first = waiting_batch(writer, [record(message="a1"), record(message="a2")])
     invalid = waiting_batch(writer, [record(severity="LOUD")])
     mixed = waiting_batch(writer, [record(message="c1"), record(message="")], partial=True)
@@ -419,8 +419,8 @@ def test_a_group_stops_growing_at_its_row_limit(client, writer, monkeypatch):
     monkeypatch.setattr(writer, "group_rows", 3)
     transactions = []
     real_store = writer.store_group
-    monkeypatch.setattr(writer, "store_group", lambda batches, committed, gather: transactions.append(
-        batches) or real_store(batches, committed, gather))
+    monkeypatch.setattr(writer, "store_group", lambda batches, committed, gather: (
+        transactions.append(batches) or real_store(batches, committed, gather)))
     first = waiting_batch(writer, [record()] * 3)
     second = waiting_batch(writer, [record()] * 2)
     response = post(client, [record()])
