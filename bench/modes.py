@@ -55,7 +55,7 @@ MODES = {
         record_pool=2_000,
         raw_rows=5_000,
         stage_batches=6,
-        growth_rows=(3_000, 6_000),
+        growth_rows=(6_000,),
         memory_batch=1_000,
         memory_duration=0.5,
         query_rows=20_000,
@@ -64,7 +64,7 @@ MODES = {
     ),
     "default": DEFAULT,
     "soak": replace(DEFAULT, name="soak", soak_duration=600.0),
-    "full": replace(DEFAULT, name="full", growth_rows=(1_000_000, 5_000_000)),
+    "full": replace(DEFAULT, name="full", growth_rows=(10_000_000,)),
 }
 
 

@@ -32,11 +32,23 @@ def query_figures(bench):
     database = bench.workdir / "queries.db"
     storage.create_schema(database)
     fill_seconds = _fill_week(database, bench.rows, bench.mode.query_rows)
+    figures = {"records": bench.mode.query_rows, "fill_seconds": fill_seconds}
+    rows = [Row(f"database: {bench.mode.query_rows:,} records over a week",
+                f"filled in {fill_seconds:,.0f} s")]
+    measured, measured_rows = measure(database, bench.rows, bench.mode.query_rows,
+                                      bench.mode.query_repeats)
+    figures["queries"] = measured
+    return figures, rows + measured_rows
+
+
+def measure(database, pool, count, repeats, targeted_only=False):
+    """The median latency of each query shape on ``database`` (``count`` records cut from
+    ``pool``): the figures by label, and the table's rows."""
     app = create_app({"DATABASE_URL": f"sqlite:///{database}"})
     client = app.test_client()
-    service = bench.rows[0].service
-    words = _words(database, bench.mode.query_rows)
-    trace_id = next(row.trace_id for row in bench.rows if row.trace_id)
+    service = pool[0].service
+    words = _words(database, count)
+    trace_id = next(row.trace_id for row in pool if row.trace_id)
     deep_url, deep_page = _deep_page(client, service)
 
     # (label, url, whether the search issue sets the median target on it)
@@ -51,15 +63,15 @@ def query_figures(bench):
         ("stats by severity, hourly, last 24 h",
          "/logs/stats?by=severity&interval=1h&since=24h", False),
         ("one trace", f"/logs?trace_id={trace_id}", False),
-        ("follow: after_id near the end", f"/logs?after_id={bench.mode.query_rows - 50}", False),
+        ("follow: after_id near the end", f"/logs?after_id={count - 50}", False),
     ]
-    figures = {"records": bench.mode.query_rows, "fill_seconds": fill_seconds, "queries": {}}
-    rows = [Row(f"database: {bench.mode.query_rows:,} records over a week",
-                f"filled in {fill_seconds:,.0f} s")]
+    figures, rows = {}, []
     for label, url, targeted in queries:
-        timings, body = _time(client, url, bench.mode.query_repeats)
+        if targeted_only and not targeted:
+            continue
+        timings, body = _time(client, url, repeats)
         median = statistics.median(timings)
-        figures["queries"][label] = {
+        figures[label] = {
             "url": url, "median_ms": median, "max_ms": max(timings),
             "returned": len(body["items"]) if "items" in body else body["total"],
         }

@@ -24,7 +24,6 @@ from config import Config
 from .report import Row
 
 ROWS_PER_TRANSACTION = 1_000
-PREFILL_ROWS_PER_TRANSACTION = 20_000
 
 
 def collector_config(database):
@@ -71,18 +70,9 @@ def insert(connection, rows, count, per_transaction):
 
 
 def row_count(database):
-    """How many log records ``database`` holds."""
+    """How many log records ``database`` holds (its newest id: nothing is deleted here)."""
     with closing(sqlite3.connect(database)) as connection:
-        return connection.execute("SELECT COUNT(*) FROM log_record").fetchone()[0]
-
-
-def fill(database, rows, total):
-    """Top ``database`` up to ``total`` log records cycled from ``rows``; return seconds taken."""
-    missing = total - row_count(database)
-    if missing <= 0:
-        return 0.0
-    with closing(connect(database)) as connection:
-        return insert(connection, rows, missing, PREFILL_ROWS_PER_TRANSACTION)
+        return connection.execute("SELECT MAX(id) FROM log_record").fetchone()[0] or 0
 
 
 def storage_limit(bench):
