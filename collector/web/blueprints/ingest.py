@@ -2,7 +2,8 @@
 
 Every protocol's view is the same few steps (``ingest_request``): the protocol
 reads the request into a Batch, the Writer stores it, the protocol answers;
-errors, ours or werkzeug's, are answered in the protocol's own shape.
+errors, ours or werkzeug's, are answered in the protocol's own shape. A
+protocol's other routes (probes its clients make) are answered by the protocol.
 """
 
 import time
@@ -24,8 +25,12 @@ def blueprint(protocol, config):
     bp = Blueprint(protocol.name, __name__)
     operations, components = protocol.openapi(config)
     for route in protocol.routes:
-        def view(protocol=protocol, **view_args):
-            return ingest_request(protocol, view_args)
+        if route.ingest:
+            def view(protocol=protocol, **view_args):
+                return ingest_request(protocol, view_args)
+        else:
+            def view(protocol=protocol, endpoint=route.endpoint, **view_args):
+                return _respond(protocol.serve(endpoint, incoming_request(view_args)))
 
         view.__doc__ = protocol.__doc__
         view.contract = Contract(operations[route.endpoint], components=components)
@@ -35,25 +40,16 @@ def blueprint(protocol, config):
     def error(exc):
         if isinstance(exc, HTTPException) and (exc.code is None or exc.code < 400):
             return exc
-        failure = failure_of(exc)
-        return _respond(protocol.error(server_fault(exc) if failure is None else failure))
+        failure = failure_of(exc) or server_fault(exc)
+        failure.request_type = request.mimetype
+        return _respond(protocol.error(failure))
 
     return bp
 
 
 def ingest_request(protocol, view_args):
     """Answer an ingest request of ``protocol``: read, store, answer, counted in the metrics."""
-    config = current_app.config
-    incoming = IngestRequest(
-        content_type=request.mimetype,
-        content_encoding=request.headers.get("Content-Encoding"),
-        args=request.args,
-        headers=request.headers,
-        caller=current_caller(),
-        read_body=lambda: read_body(config["BODY_READ_TIMEOUT"]),
-        max_body_bytes=config["MAX_BODY_BYTES"],
-        view_args=view_args,
-    )
+    incoming = incoming_request(view_args)
     batch = None
     try:
         batch = protocol.batch(incoming)
@@ -63,6 +59,22 @@ def ingest_request(protocol, view_args):
         raise
     count_stored(protocol.format_name(incoming), result)
     return _respond(protocol.answer(incoming, batch, result))
+
+
+def incoming_request(view_args):
+    """What a protocol sees of this request."""
+    config = current_app.config
+    return IngestRequest(
+        content_type=request.mimetype,
+        content_encoding=request.headers.get("Content-Encoding"),
+        args=request.args,
+        headers=request.headers,
+        caller=current_caller(),
+        read_body=lambda: read_body(config["BODY_READ_TIMEOUT"]),
+        max_body_bytes=config["MAX_BODY_BYTES"],
+        view_args=view_args,
+        endpoint=request.endpoint.partition(".")[2],
+    )
 
 
 def _respond(answer):
