@@ -122,9 +122,10 @@ def _action(line, number):
     if meta.__class__ is not dict:
         raise InvalidInput("malformed_action", f"Malformed action/metadata line [{number}], "
                            "expected START_OBJECT")
-    for key in ("_index", "_id"):
+    # Elasticsearch reads a numeric _id as its text.
+    for key, kinds in (("_index", (str,)), ("_id", (str, int))):
         value = meta.get(key)
-        if value is not None and (value.__class__ not in (str, int) or value == ""):
+        if value is not None and (value.__class__ not in kinds or value == ""):
             raise InvalidInput("malformed_action", f"Action/metadata line [{number}]: {key} "
                                "must be a non-empty string")
     if meta.get("_id").__class__ is int:

@@ -171,7 +171,9 @@ def _json_records(document, streams):
                                for name, value in labels.items()) + "}"
         base = _stream_record(_checked(labels, text), text)
         streams.add(len(records), text)
-        values = stream.get("values") or []
+        values = stream.get("values")
+        if values is None:  # "values": null holds no entries, as Loki reads it
+            values = []
         if values.__class__ is not list:
             raise InvalidInput("invalid_push", f"streams[{number}].values must be an array")
         for position, value in enumerate(values):

@@ -95,8 +95,8 @@ def _no_constant(name):
     raise ValueError(f"{name} is not a JSON number")
 
 
-def event_record(envelope, number, query=None):
-    """The record of one envelope (the ``query``'s metadata for raw events)."""
+def event_record(envelope, number):
+    """The record of one envelope."""
     if envelope.__class__ is not dict:
         raise HecError(6, number, "an event envelope must be a JSON object")
     if "event" not in envelope:
@@ -104,6 +104,9 @@ def event_record(envelope, number, query=None):
     event = envelope["event"]
     if event in ("", {}, None, []):
         raise HecError(13, number, "the event field cannot be blank")
+    for name in ("host", *METADATA):
+        if envelope.get(name, "").__class__ is not str:
+            raise HecError(6, number, f"{name} must be a string")
     fields = envelope.get("fields", {})
     if fields.__class__ is not dict or any(
             value.__class__ not in (str, list) or (value.__class__ is list and any(
@@ -120,9 +123,8 @@ def event_record(envelope, number, query=None):
         record["message"] = event if event.__class__ is str else orjson.dumps(event).decode()
     attributes = record.setdefault("attributes", {})
     for name in METADATA:
-        value = envelope.get(name, (query or {}).get(name))
-        if value is not None:
-            mapping.nest(attributes, name, value)
+        if envelope.get(name):
+            mapping.nest(attributes, name, envelope[name])
     if not attributes:
         del record["attributes"]
     if "service" not in record:
@@ -163,7 +165,7 @@ def decode_raw(body, content_encoding, max_bytes, query):
     except UnicodeDecodeError as exc:
         raise HecError(6, 0, f"the body is not UTF-8: {exc}") from None
     envelope = {name: query[name] for name in ("host", "time", *METADATA) if name in query}
-    return [event_record({**envelope, "event": line}, number, query)
+    return [event_record({**envelope, "event": line}, number)
             for number, line in enumerate(line for line in lines if line.strip())]
 
 
