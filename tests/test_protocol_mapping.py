@@ -90,7 +90,8 @@ def test_syslog_names_are_levels(client):
     ("2026-01-01T01:00:00+01:00", "2026-01-01T00:00:00.000000Z"),
 ])
 def test_times_of_any_unit(client, value, expected):
-    response = ingest(client, [{"message": "m", "t": value}], "?timestamp_field=t&default_service=a")
+    response = ingest(client, [{"message": "m", "t": value}],
+                      "?timestamp_field=t&default_service=a")
     assert response.status_code == 201, response.data
     assert stored(client)[0]["timestamp"] == expected
 
