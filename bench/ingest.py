@@ -116,20 +116,30 @@ def _drive(bench, name, batch_size, duration, headers=MINIMAL, app=None, env=Non
     """
     database = database or bench.workdir / f"{name}.db"
     with BenchServer(bench.workdir, database, app=app, env=env) as server:
-        load = loadgen.Load(
-            port=server.port,
-            bodies=bench.bodies(batch_size),
-            records_per_body=batch_size,
-            headers=headers,
-            clients=bench.mode.clients,
-            warmup=bench.mode.warmup,
-            duration=duration,
-        )
-        result = loadgen.run(load, sample=server.workers_cpu_seconds)
+        figures = load_server(bench, server, bench.bodies(batch_size), batch_size, duration,
+                              headers)
         peaks = server.workers_peak_rss_mb()
-    figures = result.figures()
     figures["workers_peak_rss_mb"] = sorted(peaks.values())
     return figures
+
+
+def load_server(bench, server, bodies, batch_size, duration, headers, path="/ingest",
+                warmup=None):
+    """Drive a running ``server`` with ``bodies`` of ``batch_size`` records; the figures.
+
+    ``warmup`` seconds (the mode's when None) of load come before the measured window.
+    """
+    load = loadgen.Load(
+        port=server.port,
+        bodies=bodies,
+        records_per_body=batch_size,
+        headers=headers,
+        clients=bench.mode.clients,
+        warmup=bench.mode.warmup if warmup is None else warmup,
+        duration=duration,
+        path=path,
+    )
+    return loadgen.run(load, sample=server.workers_cpu_seconds).figures()
 
 
 def _run_rows(label, run, p99_target_ms=None):

@@ -47,7 +47,7 @@ def test_smoke_run_reports_every_section(tmp_path):
         env={**os.environ, "BENCH": "smoke", "BENCH_RESULTS": str(tmp_path)},
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=240,  # the protocols section adds 12 short runs on 6 servers
     )
 
     assert completed.returncode == 0, completed.stdout + completed.stderr
@@ -71,6 +71,14 @@ def test_smoke_run_reports_every_section(tmp_path):
     assert sections["ingest"]["ratios"]["batch_1000_vs_raw_sqlite"] > 0
     assert sections["insert_costs"]["bare_records_per_s"] > 0
     assert sections["insert_costs"]["chain_share_of_ingest_time"] > 0
+    protocols = sections["protocols"]
+    assert set(protocols["runs"]) == {"otlp protobuf", "otlp json", "loki protobuf",
+                                      "loki json", "elasticsearch bulk", "splunk hec"}
+    for name, rounds in protocols["runs"].items():
+        for run in (run for turn in rounds for run in turn.values()):
+            assert run["records_per_s"] > 0 and run["non_2xx"] == 0, (name, run["statuses"])
+        assert protocols["ratios"][name] > 0
+        assert all(figure > 0 for figure in protocols["in_process_us_per_record"][name].values())
     queries = sections["queries"]["queries"]
     assert len(queries) == 10
     assert all(query["median_ms"] > 0 for query in queries.values())

@@ -30,13 +30,13 @@ class FieldMap:
     """Where a document keeps each record field: candidate names, the first present wins."""
 
     # The names of the collector's own record, of Elastic's Common Schema (Filebeat), of
-    # rsyslog's default JSON template (timereported, fromhost, priority: a severity name)
-    # and of Fluent Bit (log, date).
-    message: tuple = ("message", "msg", "log")
+    # rsyslog's default JSON template (timereported, fromhost, priority: a severity name),
+    # of syslog-ng's format-json (MESSAGE, HOST, PRIORITY) and of Fluent Bit (log, date).
+    message: tuple = ("message", "msg", "log", "MESSAGE")
     timestamp: tuple = ("timestamp", "@timestamp", "time", "date", "timereported")
     service: tuple = ("service", "service.name")
-    severity: tuple = ("severity", "level", "log.level", "priority")
-    host: tuple = ("host", "host.name", "hostname", "fromhost")
+    severity: tuple = ("severity", "level", "log.level", "priority", "PRIORITY")
+    host: tuple = ("host", "host.name", "hostname", "fromhost", "HOST")
     trace_id: tuple = ("trace_id", "trace.id", "traceId")
     span_id: tuple = ("span_id", "span.id", "spanId")
     event_id: tuple = ("event_id",)
@@ -180,22 +180,31 @@ def take(document, names):
                 del document[name]
                 return value
             continue
-        if "." not in name:
-            continue
-        parents, node = [], document
-        for part in name.split("."):
-            if node.__class__ is not dict:
-                node = None
-                break
-            parents.append((node, part))
-            node = node.get(part)
-        if node is not None and _scalar(node):
-            for container, key in reversed(parents):
-                del container[key]
-                if container:
-                    break
-            return node
+        first, dot, rest = name.partition(".")
+        if dot:
+            node = document.get(first)
+            if node.__class__ is dict:
+                value = _take_path(document, first, node, rest)
+                if value is not None:
+                    return value
     return None
+
+
+def _take_path(container, key, node, path):
+    """Remove and return the scalar at ``path`` in ``node`` (``container[key]``), or None."""
+    first, dot, rest = path.partition(".")
+    value = node.get(first)
+    if dot:
+        if value.__class__ is not dict:
+            return None
+        value = _take_path(node, first, value, rest)
+    elif value is None or not _scalar(value):
+        return None
+    else:
+        del node[first]
+    if value is not None and not node:
+        del container[key]
+    return value
 
 
 def _scalar(value):

@@ -20,7 +20,6 @@ scope's name and version as ``otel.scope.name`` and ``otel.scope.version``.
 import base64
 import binascii
 import bisect
-import copy
 import functools
 import re
 
@@ -96,18 +95,11 @@ def decode(body, encoding, content_encoding, max_bytes, scopes):
     return _json_records(document, scopes)
 
 
-def record(service, resource, scope, time, observed, number, text, body, attributes, trace_id,
-           span_id, event_name):
-    """The record of one log record, its resource's and scope's (key, value) pairs first."""
-    merged = {}
-    for pairs in (resource, scope):
-        for key, value in pairs:
-            # Shared by every record of the scope: a record's own keys must not write into them.
-            nest(merged, key, copy.deepcopy(value) if value.__class__ is dict else value)
-    for key, value in attributes:
-        nest(merged, key, value)
+def record(service, attributes, time, observed, number, text, body, trace_id, span_id,
+           event_name):
+    """The record of one log record; ``attributes`` already hold its resource's and scope's."""
     if event_name:
-        nest(merged, "event.name", event_name)
+        nest(attributes, "event.name", event_name)
     if number:
         level = OTEL_NUMBERS.get(number, number)
     elif text:
@@ -124,28 +116,45 @@ def record(service, resource, scope, time, observed, number, text, body, attribu
         "timestamp": seconds_of_nanos(moment) if moment else None,
         "trace_id": trace_id,
         "span_id": span_id,
-        "attributes": merged or None,
+        "attributes": attributes or None,
     }
 
 
-def _service(pairs):
-    """The service a resource's attributes name, and the other attributes."""
-    service = UNKNOWN_SERVICE
-    others = []
-    for key, value in pairs:
+def _scope_base(resource, scope_name, scope_version, scope_pairs):
+    """The service and the attributes every record of a scope starts from."""
+    service, base = UNKNOWN_SERVICE, {}
+    for key, value in resource:
         if key == "service.name" and value.__class__ is str and value:
             service = value
         else:
-            others.append((key, value))
-    return service, others
+            nest(base, key, value)
+    if scope_name:
+        nest(base, "otel.scope.name", scope_name)
+    if scope_version:
+        nest(base, "otel.scope.version", scope_version)
+    for key, value in scope_pairs:
+        nest(base, key, value)
+    return service, base
 
 
-def _scope_pairs(scope, pairs):
-    if scope.get("name"):
-        pairs.append(("otel.scope.name", scope["name"]))
-    if scope.get("version"):
-        pairs.append(("otel.scope.version", scope["version"]))
-    return pairs
+def _copy(attributes):
+    """A copy of nested objects, for a record's own keys to be set in."""
+    return {key: _copy(value) if value.__class__ is dict else value
+            for key, value in attributes.items()}
+
+
+class Where:
+    """A place in the request, spelled out only for an error: (resource, scope, record)."""
+
+    __slots__ = ("indexes",)
+
+    def __init__(self, *indexes):
+        self.indexes = indexes
+
+    def __str__(self):
+        names = ("resourceLogs", "scopeLogs", "logRecords")
+        return ".".join(f"{name}[{index}]" for name, index in zip(names, self.indexes,
+                                                                  strict=False))
 
 
 # -- protobuf
@@ -153,39 +162,44 @@ def _scope_pairs(scope, pairs):
 
 def _protobuf_records(request, scopes):
     records = []
+    append = records.append
     for r, resource_logs in enumerate(request.resource_logs):
-        service, resource = _service(
-            (kv.key, _value(kv.value)) for kv in resource_logs.resource.attributes)
+        resource = [(kv.key, _value(kv.value)) for kv in resource_logs.resource.attributes]
         for s, scope_logs in enumerate(resource_logs.scope_logs):
             scope = scope_logs.scope
-            pairs = _scope_pairs({"name": scope.name, "version": scope.version},
-                                 [(kv.key, _value(kv.value)) for kv in scope.attributes])
+            service, base = _scope_base(resource, scope.name, scope.version,
+                                        [(kv.key, _value(kv.value)) for kv in scope.attributes])
             scopes.add(len(records), r, s)
             for n, log in enumerate(scope_logs.log_records):
-                where = f"resourceLogs[{r}].scopeLogs[{s}].logRecords[{n}]"
-                records.append(record(
-                    service, resource, pairs, log.time_unix_nano, log.observed_time_unix_nano,
+                attributes = _copy(base) if base else {}
+                for kv in log.attributes:
+                    value = kv.value
+                    kind = value.WhichOneof("value")  # scalars first, without a call: the hot path
+                    value = getattr(value, kind) if kind in _SCALARS else _value(value)
+                    key = kv.key
+                    if "." in key:
+                        nest(attributes, key, value)
+                    else:
+                        attributes[key] = value
+                append(record(
+                    service, attributes, log.time_unix_nano, log.observed_time_unix_nano,
                     log.severity_number, log.severity_text,
                     _value(log.body) if log.HasField("body") else None,
-                    [(kv.key, _value(kv.value)) for kv in log.attributes],
-                    _id_bytes(log.trace_id, 16, f"{where}.traceId"),
-                    _id_bytes(log.span_id, 8, f"{where}.spanId"),
+                    _id_bytes(log.trace_id, 16, r, s, n, "traceId"),
+                    _id_bytes(log.span_id, 8, r, s, n, "spanId"),
                     log.event_name,
                 ))
     return records
 
 
+_SCALARS = frozenset(("string_value", "int_value", "bool_value", "double_value"))
+
+
 def _value(value):
     """An AnyValue as JSON-ready Python."""
     kind = value.WhichOneof("value")
-    if kind == "string_value":
-        return value.string_value
-    if kind == "int_value":
-        return value.int_value
-    if kind == "bool_value":
-        return value.bool_value
-    if kind == "double_value":
-        return value.double_value
+    if kind in _SCALARS:
+        return getattr(value, kind)
     if kind == "kvlist_value":
         return {kv.key: _value(kv.value) for kv in value.kvlist_value.values}
     if kind == "array_value":
@@ -195,47 +209,64 @@ def _value(value):
     return None  # empty, or a profiling-only string index
 
 
-def _id_bytes(raw, size, where):
+def _id_bytes(raw, size, r, s, n, name):
     if not raw or not any(raw):  # absent, or all zero: not part of a trace
         return None
     if len(raw) != size:
-        raise _invalid(where, f"must be {size} bytes, got {len(raw)}")
+        raise _invalid(f"{Where(r, s, n)}.{name}", f"must be {size} bytes, got {len(raw)}")
     return raw.hex()
 
 
-# -- JSON (proto3's JSON mapping, ids in hex)
+# -- JSON (proto3's JSON mapping, ids in hex). Each check names its place only when it fails:
+# ``where`` is a Where, or a (parent, ".key" or index) pair, spelled out by _spelled.
 
 
 def _json_records(document, scopes):
     records = []
+    append = records.append
     for r, resource_logs in enumerate(_list(document, "resourceLogs", "")):
-        where = f"resourceLogs[{r}]"
+        where = Where(r)
         resource = _object(resource_logs, "resource", where)
-        service, resource_pairs = _service(_pairs(resource, f"{where}.resource"))
+        resource_pairs = _pairs(resource, (where, ".resource"))
         for s, scope_logs in enumerate(_list(resource_logs, "scopeLogs", where)):
-            where = f"resourceLogs[{r}].scopeLogs[{s}]"
+            where = Where(r, s)
             scope = _object(scope_logs, "scope", where)
-            names = {key: _string(scope, key, f"{where}.scope") for key in ("name", "version")}
-            pairs = _scope_pairs(names, _pairs(scope, f"{where}.scope"))
+            service, base = _scope_base(
+                resource_pairs, _string(scope, "name", (where, ".scope")),
+                _string(scope, "version", (where, ".scope")), _pairs(scope, (where, ".scope")))
             scopes.add(len(records), r, s)
             for n, log in enumerate(_list(scope_logs, "logRecords", where)):
-                place = f"{where}.logRecords[{n}]"
+                place = Where(r, s, n)
                 if log.__class__ is not dict:
                     raise _invalid(place, "must be an object")
+                attributes = _copy(base) if base else {}
+                for i, kv in enumerate(_list(log, "attributes", place)):
+                    key, value = _pair(kv, (place, i), 0)
+                    nest(attributes, key, value)
                 body = log.get("body")
-                records.append(record(
-                    service, resource_pairs, pairs, _uint64(log, "timeUnixNano", place),
+                append(record(
+                    service, attributes, _uint64(log, "timeUnixNano", place),
                     _uint64(log, "observedTimeUnixNano", place),
                     _severity_number(log, place), _string(log, "severityText", place),
-                    None if body is None else _json_value(body, f"{place}.body", 0),
-                    _pairs(log, place), _hex_id(log, "traceId", 16, place),
-                    _hex_id(log, "spanId", 8, place), _string(log, "eventName", place),
+                    None if body is None else _json_value(body, (place, ".body"), 0),
+                    _hex_id(log, "traceId", 16, place), _hex_id(log, "spanId", 8, place),
+                    _string(log, "eventName", place),
                 ))
     return records
 
 
+def _spelled(where):
+    """The JSON path of a place: a Where, or (parent, ".key" or index) pairs."""
+    if where.__class__ is tuple:
+        parent, step = where
+        return f"{_spelled(parent)}{step}" if step.__class__ is str else (
+            f"{_spelled(parent)}.attributes[{step}]")
+    return str(where)
+
+
 def _invalid(where, problem):
-    return InvalidInput("invalid_otlp", f"{where} {problem}", field=where)
+    place = _spelled(where)
+    return InvalidInput("invalid_otlp", f"{place} {problem}", field=place)
 
 
 def _list(container, key, where):
@@ -245,7 +276,7 @@ def _list(container, key, where):
     if value is None:
         return ()
     if value.__class__ is not list:
-        raise _invalid(f"{where}.{key}".lstrip("."), "must be an array")
+        raise _invalid((where, f".{key}") if where else key, "must be an array")
     return value
 
 
@@ -254,14 +285,14 @@ def _object(container, key, where):
     if value is None:
         return {}
     if value.__class__ is not dict:
-        raise _invalid(f"{where}.{key}", "must be an object")
+        raise _invalid((where, f".{key}"), "must be an object")
     return value
 
 
 def _string(container, key, where):
     value = container.get(key, "")
     if value.__class__ is not str:
-        raise _invalid(f"{where}.{key}", "must be a string")
+        raise _invalid((where, f".{key}"), "must be a string")
     return value
 
 
@@ -270,33 +301,33 @@ def _uint64(container, key, where):
     if value.__class__ is str and value.isascii() and value.isdigit() and len(value) <= 20:
         value = int(value)
     if value.__class__ is not int or not 0 <= value < 2**64:
-        raise _invalid(f"{where}.{key}", "must be an unsigned 64-bit integer (or its decimal"
-                                         " string)")
+        raise _invalid((where, f".{key}"), "must be an unsigned 64-bit integer (or its decimal"
+                                           " string)")
     return value
 
 
 def _severity_number(log, where):
     value = log.get("severityNumber", 0)
     if value.__class__ is not int or not 0 <= value < 2**31:
-        raise _invalid(f"{where}.severityNumber", "must be an integer")
+        raise _invalid((where, ".severityNumber"), "must be an integer")
     return value
 
 
 def _hex_id(log, key, size, where):
     value = log.get(key, "")
     if value.__class__ is not str or not _HEX.fullmatch(value):
-        raise _invalid(f"{where}.{key}", "must be a string of hexadecimal digits")
+        raise _invalid((where, f".{key}"), "must be a string of hexadecimal digits")
     if not value or not value.strip("0"):  # absent, or all zero: not part of a trace
         return None
     if len(value) != 2 * size:
-        raise _invalid(f"{where}.{key}", f"must be {2 * size} hexadecimal digits, got "
-                                         f"{len(value)}")
+        raise _invalid((where, f".{key}"), f"must be {2 * size} hexadecimal digits, got "
+                                           f"{len(value)}")
     return value.lower()
 
 
 def _pairs(container, where):
     """The (key, value) pairs of a JSON object's ``attributes`` (an array of KeyValue)."""
-    return [_pair(kv, f"{where}.attributes[{i}]", 0)
+    return [_pair(kv, (where, i), 0)
             for i, kv in enumerate(_list(container, "attributes", where))]
 
 
@@ -305,9 +336,9 @@ def _pair(kv, where, depth):
         raise _invalid(where, "must be an object")
     key = kv.get("key")
     if key.__class__ is not str:
-        raise _invalid(f"{where}.key", "must be a string")
+        raise _invalid((where, ".key"), "must be a string")
     value = kv.get("value")
-    return key, None if value is None else _json_value(value, f"{where}.value", depth)
+    return key, None if value is None else _json_value(value, (where, ".value"), depth)
 
 
 def _json_value(value, where, depth):
@@ -319,35 +350,37 @@ def _json_value(value, where, depth):
     for kind, item in value.items():
         if kind == "stringValue":
             if item.__class__ is not str:
-                raise _invalid(f"{where}.{kind}", "must be a string")
+                raise _invalid((where, f".{kind}"), "must be a string")
             return item
         if kind == "intValue":
             if item.__class__ is str and _INT.fullmatch(item):
                 item = int(item)
             if item.__class__ is not int or not -(2**63) <= item < 2**63:
-                raise _invalid(f"{where}.{kind}", "must be a 64-bit integer (or its decimal "
-                                                  "string)")
+                raise _invalid((where, f".{kind}"), "must be a 64-bit integer (or its decimal "
+                                                    "string)")
             return item
         if kind == "boolValue":
             if item.__class__ is not bool:
-                raise _invalid(f"{where}.{kind}", "must be a boolean")
+                raise _invalid((where, f".{kind}"), "must be a boolean")
             return item
         if kind == "doubleValue":
             if item.__class__ not in (int, float) and item not in ("NaN", "Infinity",
                                                                      "-Infinity"):
-                raise _invalid(f"{where}.{kind}", "must be a number")
+                raise _invalid((where, f".{kind}"), "must be a number")
             return item if item.__class__ is str else float(item)
         if kind == "arrayValue":
-            return [_json_value(v, f"{where}.{kind}.values[{i}]", depth + 1)
-                    for i, v in enumerate(_list(item, "values", f"{where}.{kind}"))]
+            inner = (where, ".arrayValue")
+            return [_json_value(v, ((inner, ".values"), f"[{i}]"), depth + 1)
+                    for i, v in enumerate(_list(item, "values", inner))]
         if kind == "kvlistValue":
-            return dict(_pair(kv, f"{where}.{kind}.values[{i}]", depth + 1)
-                        for i, kv in enumerate(_list(item, "values", f"{where}.{kind}")))
+            inner = (where, ".kvlistValue")
+            return dict(_pair(kv, ((inner, ".values"), f"[{i}]"), depth + 1)
+                        for i, kv in enumerate(_list(item, "values", inner)))
         if kind == "bytesValue":
             try:
                 base64.b64decode(item, validate=True)
             except (binascii.Error, TypeError, ValueError):
-                raise _invalid(f"{where}.{kind}", "must be base64") from None
+                raise _invalid((where, f".{kind}"), "must be base64") from None
             return item
     return None  # empty, or a kind this receiver ignores (unknown fields are ignored)
 
