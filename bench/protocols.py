@@ -14,7 +14,6 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 
-import cramjam
 import orjson
 from google.protobuf import json_format
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
@@ -25,11 +24,12 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
 from collector.fields import parse_rfc3339
 from collector.ingest.protocols import elasticsearch, loki, native, otlp, splunk
 from collector.ingest.protocols.base import IngestRequest
-from collector.ingest.protocols.loki import PushRequest
 from collector.ingest.schemas import record_schema
 from collector.ingest.writer import validate
 from collector.keys import ANONYMOUS
 from config import Config
+from tests.wire import anyvalue
+from tests.wire import loki_protobuf as snappy_push
 
 from .ingest import BATCH, MINIMAL, _ratio, load_server
 from .report import Row, target_row
@@ -53,11 +53,10 @@ def protocols(bench):
     records = bench.records[: len(bench.records) // BATCH * BATCH]
     batches = [records[start: start + BATCH] for start in range(0, len(records), BATCH)]
     native_bodies = [orjson.dumps(batch) for batch in batches]
-    cpu = {NATIVE: _decoding(native_bodies, NATIVE_WIRE, bench)}
-    runs, ratios, rows = {}, {}, []
+    cpu, runs, ratios, rows = {}, {}, {}, []
     for name, wire in WIRES.items():
         bodies = [wire.encode(batch) for batch in batches]
-        cpu[name] = _decoding(bodies, wire, bench)
+        cpu[name] = _decoding(native_bodies, bodies, wire, bench)
         database = bench.workdir / f"protocol-{len(runs)}.db"
         rounds = []
         with BenchServer(bench.workdir, database) as server:
@@ -83,7 +82,7 @@ def _rows(name, rounds, ratio, cpu):
         values = [turn[label][figure] for turn in rounds if turn[label][figure] is not None]
         return statistics.median(values) if values else None
 
-    native_cpu, own_cpu = cpu[NATIVE], cpu[name]
+    native_cpu, own_cpu = cpu[name]["native"], cpu[name]["protocol"]
     rows = [
         Row(f"{name}: records/s (native json beside it)",
             f"{median(name, 'records_per_s'):,.0f} ({median(NATIVE, 'records_per_s'):,.0f})"),
@@ -92,7 +91,7 @@ def _rows(name, rounds, ratio, cpu):
         target_row(f"{name}: non-2xx answers",
                    sum(turn[label]["non_2xx"] for turn in rounds for label in turn), "{:,}",
                    "= 0", lambda n: n == 0),
-        Row(f"{name}: decode + validate in-process (native json)",
+        Row(f"{name}: decode + validate, in-process CPU (native json)",
             f"{own_cpu['decode'] + own_cpu['validate']:,.1f} us "
             f"({native_cpu['decode'] + native_cpu['validate']:,.1f})"),
     ]
@@ -104,26 +103,29 @@ def _rows(name, rounds, ratio, cpu):
     return rows
 
 
-def _decoding(bodies, wire, bench):
-    """CPU microseconds a record of ``bodies`` takes to decode and to validate, in-process."""
+def _decoding(native_bodies, bodies, wire, bench):
+    """CPU microseconds a record takes to decode and to validate in-process, natively and in
+    ``wire``'s protocol: the two taken in turns, body by body, for the machine to weigh alike."""
     schema = record_schema(Config().as_dict())
-    sample = bodies[: max(1, min(len(bodies), bench.mode.stage_batches // 6))]
-    spent = {"decode": 0.0, "validate": 0.0}
-    for body in sample:
-        request = IngestRequest(content_type=wire.headers["Content-Type"], content_encoding=None,
-                                args={}, headers={}, caller=ANONYMOUS,
-                                read_body=lambda body=body: body,
-                                max_body_bytes=max(len(body) * 20, 1 << 20),
-                                endpoint=wire.endpoint)
-        started = time.process_time()
-        records = wire.protocol.batch(request).read_records()
-        decoded = time.process_time()
-        valid, errors = validate(records, schema)
-        spent["decode"] += decoded - started
-        spent["validate"] += time.process_time() - decoded
-        if errors or len(valid) != BATCH:
-            raise RuntimeError(f"{wire.path} refused records of a batch: {errors}")
-    return {stage: seconds / (len(sample) * BATCH) * 1e6 for stage, seconds in spent.items()}
+    count = max(1, min(len(bodies), bench.mode.stage_batches // 6))
+    spent = {label: {"decode": 0.0, "validate": 0.0} for label in ("native", "protocol")}
+    for native_body, body in zip(native_bodies[:count], bodies[:count], strict=True):
+        for label, sent, sent_wire in (("native", native_body, NATIVE_WIRE),
+                                       ("protocol", body, wire)):
+            request = IngestRequest(
+                content_type=sent_wire.headers["Content-Type"], content_encoding=None, args={},
+                headers={}, caller=ANONYMOUS, read_body=lambda sent=sent: sent,
+                max_body_bytes=max(len(sent) * 20, 1 << 20), endpoint=sent_wire.endpoint)
+            started = time.process_time()
+            records = sent_wire.protocol.batch(request).read_records()
+            decoded = time.process_time()
+            valid, errors = validate(records, schema)
+            spent[label]["decode"] += decoded - started
+            spent[label]["validate"] += time.process_time() - decoded
+            if errors or len(valid) != BATCH:
+                raise RuntimeError(f"{sent_wire.path} refused records of a batch: {errors}")
+    return {label: {stage: seconds / (count * BATCH) * 1e6 for stage, seconds in stages.items()}
+            for label, stages in spent.items()}
 
 
 def _check(port, body, wire):
@@ -171,22 +173,7 @@ def otlp_request(batch):
 
 def _key_value(pair, key, value):
     pair.key = key
-    _any_value(pair.value, value)
-
-
-def _any_value(target, value):
-    if isinstance(value, str):
-        target.string_value = value
-    elif isinstance(value, bool):
-        target.bool_value = value
-    elif isinstance(value, int):
-        target.int_value = value
-    elif isinstance(value, float):
-        target.double_value = value
-    else:
-        target.kvlist_value.SetInParent()
-        for key, item in value.items():
-            _key_value(target.kvlist_value.values.add(), key, item)
+    anyvalue(pair.value, value)
 
 
 def otlp_json(batch):
@@ -216,18 +203,9 @@ def loki_streams(batch):
 
 def loki_protobuf(batch):
     """The batch as Promtail and Alloy send it: a PushRequest, snappy-compressed."""
-    request = PushRequest()
-    for (service, level, host), entries in loki_streams(batch).items():
-        stream = request.streams.add()
-        stream.labels = f'{{service_name="{service}", level="{level}", host="{host}"}}'
-        for nanos, line, metadata in entries:
-            entry = stream.entries.add()
-            entry.timestamp.seconds, entry.timestamp.nanos = divmod(nanos, 1_000_000_000)
-            entry.line = line
-            for name, value in metadata.items():
-                pair = entry.structuredMetadata.add()
-                pair.name, pair.value = name, value
-    return bytes(cramjam.snappy.compress_raw(request.SerializeToString()))
+    return snappy_push({
+        f'{{service_name="{service}", level="{level}", host="{host}"}}': entries
+        for (service, level, host), entries in loki_streams(batch).items()})
 
 
 def loki_json(batch):

@@ -4,7 +4,7 @@ import gzip
 
 import cramjam
 import pytest
-from wire import NOW_MICROS_TEXT, NOW_NS, loki_json, loki_protobuf, stored
+from wire import NOW_MICROS_TEXT, NOW_NS, loki_json, loki_protobuf, send_hostile, stored
 
 from collector.errors import StorageBusy
 from collector.ingest.protocols.loki import parse_labels
@@ -187,11 +187,7 @@ HOSTILE[-1] = (*HOSTILE[-1][:3], _bad_nanos(), 400)
 @pytest.mark.parametrize("case", HOSTILE, ids=[case[0] for case in HOSTILE])
 def test_hostile_input_is_refused_in_lokis_shape_and_nothing_is_stored(client, stored_count,
                                                                         case):
-    _name, content_type, headers, body, status = case
-    if content_type:
-        headers = {"Content-Type": content_type, **headers}
-    response = client.post("/loki/api/v1/push", data=body, headers=headers)
-    assert response.status_code == status, response.data[:300]
+    response = send_hostile(client, "/loki/api/v1/push", case)
     assert response.mimetype == "text/plain"
     assert response.get_data(as_text=True).strip()
     assert stored_count() == 0

@@ -9,7 +9,7 @@ import pytest
 from google.rpc import status_pb2
 from helpers import record
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
-from wire import NOW_MICROS_TEXT, NOW_NS, otlp_json, otlp_request, stored
+from wire import NOW_MICROS_TEXT, NOW_NS, otlp_json, otlp_request, send_hostile, stored
 
 from collector.errors import StorageBusy
 from collector.ingest import writer as write_path
@@ -300,11 +300,7 @@ HOSTILE = [
 @pytest.mark.parametrize("case", HOSTILE, ids=[case[0] for case in HOSTILE])
 def test_hostile_input_is_refused_in_otlps_shape_and_nothing_is_stored(client, stored_count,
                                                                         case):
-    _name, content_type, headers, body, status = case
-    if content_type:
-        headers = {"Content-Type": content_type, **headers}
-    response = client.post("/v1/logs", data=body, headers=headers)
-    assert response.status_code == status, response.data[:300]
+    response = send_hostile(client, "/v1/logs", case)
     if response.mimetype == JSON:
         assert response.get_json()["message"]
     else:

@@ -114,3 +114,14 @@ def stored(client, **query):
     """Every stored record, in the order they were stored."""
     page = client.get("/logs", query_string={"limit": 1000, **query}).get_json()["items"]
     return sorted(page, key=lambda item: item["id"])
+
+
+def send_hostile(client, path, case):
+    """Post a hostile-input case (id, content type, headers, body, status); the response,
+    its status checked."""
+    _name, content_type, headers, body, status = case
+    if content_type:
+        headers = {"Content-Type": content_type, **headers}
+    response = client.post(path, data=body, headers=headers)
+    assert response.status_code == status, response.data[:300]
+    return response

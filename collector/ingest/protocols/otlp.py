@@ -74,8 +74,7 @@ class Scopes:
         """The JSON path of the record ``index``."""
         run = bisect.bisect_right(self.starts, index) - 1
         resource, scope = self.places[run]
-        return (f"resourceLogs[{resource}].scopeLogs[{scope}]"
-                f".logRecords[{index - self.starts[run]}]")
+        return str(Where(resource, scope, index - self.starts[run]))
 
 
 def decode(body, encoding, content_encoding, max_bytes, scopes):
