@@ -170,3 +170,14 @@ def test_a_keys_rate_limit_holds_on_every_protocol(secured, stored_count, monkey
     assert limited.headers["Retry-After"] == "2"
     assert WIRES[protocol].shape(limited)
     assert stored_count() == 6
+
+
+@pytest.mark.parametrize("path", ["/v1/logs", "/loki/api/v1/push", "/_bulk", "/{index}/_bulk",
+                                  "/services/collector/event"])
+def test_the_document_gives_each_protocols_refusals_in_its_own_shape(client, path):
+    responses = client.get("/openapi.json").get_json()["paths"][path]["post"]["responses"]
+    for status in ("401", "403", "429"):
+        assert "#/components/schemas/Error" not in orjson.dumps(responses[status]).decode()
+    native = client.get("/openapi.json").get_json()["paths"]["/ingest"]["post"]["responses"]
+    assert native["401"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Error"}

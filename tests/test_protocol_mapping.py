@@ -140,6 +140,8 @@ def test_an_unknown_parameter_is_still_refused(client):
     ([("a.b", 1), ("a.c", 2)], {"a": {"b": 1, "c": 2}}),
     ([("a", 1), ("a.b", 2)], {"a": 1, "a.b": 2}),  # the path is taken: kept as it is
     ([("a.b", 1), ("a.b.c", 2)], {"a": {"b": 1}, "a.b.c": 2}),
+    ([("a.b.c", 1), ("a.b", 2)], {"a": {"b": {"c": 1}}, "a.b": 2}),
+    ([("a.b", 1), ("a.b", 2), ("c", 3), ("c", 4)], {"a": {"b": 2}, "c": 4}),  # the later wins
     ([("a..b", 1), (".a", 2), ("a.", 3)], {"a..b": 1, ".a": 2, "a.": 3}),
 ])
 def test_dotted_keys_nest(pairs, expected):

@@ -286,12 +286,14 @@ def _openapi():
         "responses": {
             "200": {"description": "One item per action, in order, each with its status; "
                                    "errors is true when any failed.", "content": json_body},
-            **{status: failure for status in ("400", "408", "413", "415", "503", "507", "500")},
+            **{status: failure for status in ("400", "401", "403", "408", "413", "415", "429",
+                                              "503", "507", "500")},
         },
     }
+    refused = {status: failure for status in ("401", "403")}
     probe = {"tags": ["ingest"], "responses": {"200": {"description": "As Elasticsearch "
                                                                       "answers it.",
-                                                       "content": json_body}}}
+                                                       "content": json_body}, **refused}}
     cat = {"tags": ["ingest"],
            "parameters": [{"in": "query", "name": "format", "schema": {"type": "string",
                                                                         "enum": ["json"]}},
@@ -299,14 +301,14 @@ def _openapi():
                            "allowEmptyValue": True}],
            "responses": {"200": {"description": "One line of columns (text), or JSON.",
                                  "content": {"text/plain": {"schema": {"type": "string"}},
-                                             **json_body}}}}
+                                             **json_body}}, **refused}}
     index = {**bulk, "parameters": [
         {"in": "path", "name": "index", "required": True, "schema": {"type": "string"},
          "description": "The index of actions that name none: the service of documents "
                         "that name none."}, *bulk["parameters"]]}
     operations = {"bulk": {"post": bulk}, "index_bulk": {"post": index},
                   "info": {"get": probe, "head": {"tags": ["ingest"], "responses": {
-                      "200": {"description": "The cluster answers."}}}},
+                      "200": {"description": "The cluster answers."}, **refused}}},
                   "cat_health": {"get": cat}, "cluster_health": {"get": probe}}
     return operations, {}
 

@@ -333,7 +333,8 @@ class Loki(Protocol):
                 "400": {"description": "The body cannot be read (nothing stored), or some entries "
                                        "were refused (the others stored), each named.",
                         "content": text},
-                "408": failure, "413": failure, "415": failure,
+                **{status: failure for status in ("401", "403", "408", "413", "415")},
+                "429": {**failure, "headers": RETRY_AFTER},
                 "503": {**failure, "headers": RETRY_AFTER},
                 "507": {**failure, "headers": RETRY_AFTER},
                 "500": failure,

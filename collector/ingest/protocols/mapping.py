@@ -233,9 +233,9 @@ def nest(attributes, key, value):
             attributes[key] = value
             return
         node = child
-    if parts[-1] in node:
+    if node.get(parts[-1]).__class__ is dict:  # an object holds that path already
         attributes[key] = value
-    else:
+    else:  # a later value of the same name wins, as a later key does in JSON
         node[parts[-1]] = value
 
 

@@ -193,7 +193,8 @@ def _operation(config):
             "required": True,
             "description": "A JSON array of records (a single object is a batch of one), or "
                            "NDJSON: one record object a line. Compressed with gzip or deflate "
-                           "when Content-Encoding says so.",
+                           "when Content-Encoding says so. With a field mapping (its "
+                           "parameters), JSON objects of any shape.",
             "content": {
                 "application/json": {"schema": {"oneOf": [
                     {"type": "array", "items": {"$ref": "#/components/schemas/LogRecord"},

@@ -475,9 +475,8 @@ def _operation():
                                    "encoding).", "content": {PROTOBUF: binary, JSON: json_body}},
             "400": {**failure, "description": "The body cannot be decoded, or a field has the "
                                               "wrong type or length: nothing was stored."},
-            "408": failure,
-            "413": failure,
-            "415": failure,
+            **{status: failure for status in ("401", "403", "408", "413", "415")},
+            "429": {**failure, "headers": RETRY_AFTER},
             "503": {**failure, "headers": RETRY_AFTER},
             "507": {**failure, "headers": RETRY_AFTER},
             "500": failure,

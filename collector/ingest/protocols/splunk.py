@@ -243,7 +243,9 @@ class Splunk(Protocol):
                           "400": {**failure, "description": "An event is refused (its code and "
                                                             "invalid-event-number): nothing "
                                                             "was stored."},
-                          **{status: failure for status in ("408", "413", "415", "500")},
+                          **{status: failure for status in ("401", "403", "408", "413",
+                                                            "415", "500")},
+                          "429": {**failure, "headers": RETRY_AFTER},
                           "503": {**failure, "headers": RETRY_AFTER}},
         }
         raw = {**event, "parameters": [
@@ -252,13 +254,14 @@ class Splunk(Protocol):
               for name in ("host", "source", "sourcetype", "index", "time", "channel"))],
                "requestBody": {"required": True, "description": "Text, one event a line.",
                                "content": {"text/plain": {"schema": {"type": "string"}}}}}
+        refused = {status: failure for status in ("401", "403")}
         probe = {"tags": ["ingest"], "responses": {"200": {"description": "HEC is healthy "
                                                                           "(code 17).",
-                                                           "content": answer}}}
+                                                           "content": answer}, **refused}}
         ack = {"tags": ["ingest"], "responses": {"400": {"description": "ACK is disabled "
                                                                         "(code 14): a 200 means "
                                                                         "stored.",
-                                                         "content": answer}}}
+                                                         "content": answer}, **refused}}
         operations = {name: {"post": event} for name in ("collector", "event", "event_1_0")}
         operations.update({name: {"post": raw} for name in ("raw", "raw_1_0")})
         operations.update({"health": {"get": probe}, "health_1_0": {"get": probe},
