@@ -132,10 +132,8 @@ def growth(bench):
     with BenchServer(bench.workdir, database) as server:
         def measured(duration):
             # A warm-up of a second at least: the server's first batches warm its caches.
-            load = loadgen.Load(port=server.port, bodies=undated, records_per_body=BATCH,
-                                headers=MINIMAL, clients=bench.mode.clients,
-                                warmup=max(bench.mode.warmup, 1.0), duration=duration)
-            return loadgen.run(load, sample=server.workers_cpu_seconds).figures()
+            return load_server(bench, server, undated, BATCH, duration, MINIMAL,
+                               warmup=max(bench.mode.warmup, 1.0))
 
         fresh = runs["0"] = measured(bench.mode.duration)
         rows = _growth_rows("empty table", fresh, fresh)
@@ -201,21 +199,32 @@ def _drive(bench, name, batch_size, duration, headers=MINIMAL, app=None, env=Non
     """
     database = database or bench.workdir / f"{name}.db"
     with BenchServer(bench.workdir, database, app=app, env=env) as server:
-        load = loadgen.Load(
-            port=server.port,
-            bodies=bench.bodies(batch_size),
-            records_per_body=batch_size,
-            headers=headers,
-            clients=bench.mode.clients,
-            warmup=bench.mode.warmup,
-            duration=duration,
-            rate=rate,
-        )
-        result = loadgen.run(load, sample=server.workers_cpu_seconds)
+        figures = load_server(bench, server, bench.bodies(batch_size), batch_size, duration,
+                              headers, rate=rate)
         peaks = server.workers_peak_rss_mb()
-    figures = result.figures()
     figures["workers_peak_rss_mb"] = sorted(peaks.values())
     return figures
+
+
+def load_server(bench, server, bodies, batch_size, duration, headers, path="/ingest",
+                warmup=None, rate=None):
+    """Drive a running ``server`` with ``bodies`` of ``batch_size`` records; the figures.
+
+    ``warmup`` seconds (the mode's when None) of load come before the measured window; with
+    ``rate``, requests leave on a schedule (see loadgen).
+    """
+    load = loadgen.Load(
+        port=server.port,
+        bodies=bodies,
+        records_per_body=batch_size,
+        headers=headers,
+        clients=bench.mode.clients,
+        warmup=bench.mode.warmup if warmup is None else warmup,
+        duration=duration,
+        path=path,
+        rate=rate,
+    )
+    return loadgen.run(load, sample=server.workers_cpu_seconds).figures()
 
 
 def _run_rows(label, run, p99_target_ms=None):

@@ -24,6 +24,8 @@ class Mode:
     memory_duration: float
     query_rows: int  # records in the database the query figures are measured on
     query_repeats: int  # times each query is timed
+    protocol_duration: float  # seconds measured per run of a protocol, or of native beside it
+    protocol_rounds: int  # runs of each protocol, in turns with as many of native
     soak_duration: float = 0.0  # seconds of sustained mixed ingest; 0: skipped
 
 
@@ -41,6 +43,8 @@ DEFAULT = Mode(
     memory_duration=10.0,
     query_rows=1_000_000,
     query_repeats=25,
+    protocol_duration=3.0,
+    protocol_rounds=3,
 )
 
 MODES = {
@@ -60,6 +64,8 @@ MODES = {
         memory_duration=0.5,
         query_rows=20_000,
         query_repeats=3,
+        protocol_duration=0.8,
+        protocol_rounds=1,
         soak_duration=3.0,
     ),
     "default": DEFAULT,

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from config import Config, ServerConfig
 
-from . import ingest, queries, records, soak, stages, storage
+from . import ingest, protocols, queries, records, soak, stages, storage
 from .modes import Mode, settings_from_env
 from .report import format_table, targets, write_json
 
@@ -55,6 +55,8 @@ SECTIONS = (
      queries.insert_costs),
     ("queries", "Search: median in-process latency of the main query shapes",
      queries.query_figures),
+    ("protocols", "Shippers' protocols: 1,000-record batches beside the native format",
+     protocols.protocols),
     ("soak", "Sustained ingest: mixed 1- and 1,000-record batches for minutes", soak.soak),
 )
 

@@ -53,7 +53,7 @@ def create_app(overrides=None):
     app.register_blueprint(health.bp)  # /healthz, /readyz: open
     for protocol in PROTOCOLS:  # POST /ingest, one blueprint per wire protocol
         bp = ingest_views.blueprint(protocol, app.config)
-        auth.protect(app, bp, "ingest")
+        auth.protect(app, bp, "ingest", protocol.key_schemes)
         app.register_blueprint(bp)
     auth.protect(app, logs.bp, "read")
     app.register_blueprint(logs.bp)  # GET /logs, /logs/stats, /logs/export, /logs/<id>

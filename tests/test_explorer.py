@@ -5,10 +5,11 @@ import re
 from pathlib import Path
 
 STATIC = "collector/web/static/explorer"
+BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 
 
 def test_the_page_is_served_at_the_root_with_a_strict_policy(client):
-    response = client.get("/")
+    response = client.get("/", headers=BROWSER)
     assert response.status_code == 200
     assert response.mimetype == "text/html"
     policy = response.headers["Content-Security-Policy"]
@@ -19,9 +20,21 @@ def test_the_page_is_served_at_the_root_with_a_strict_policy(client):
     assert "<script>" not in page and " style=" not in page  # nothing inline: the policy holds
 
 
+def test_the_root_is_the_page_for_browsers_and_elasticsearch_for_its_clients(make_app):
+    client = make_app(AUTH_REQUIRED=True).test_client()
+    assert client.get("/", headers=BROWSER).mimetype == "text/html"  # no key needed
+    for headers in ({}, {"Accept": "*/*"}, {"Accept": "application/json"}):
+        answer = client.get("/", headers=headers)  # Filebeat, curl, an Elasticsearch client
+        assert answer.status_code == 401 and answer.mimetype == "application/json"
+        body = answer.get_json()  # Elasticsearch's shape, not ours
+        assert body["status"] == 401 and isinstance(body["error"], dict)
+    answer = make_app().test_client().get("/")
+    assert answer.get_json()["tagline"] == "You Know, for Search"
+
+
 def linked_assets(client):
     """Every asset the page links, and every module those modules import."""
-    page = client.get("/").get_data(as_text=True)
+    page = client.get("/", headers=BROWSER).get_data(as_text=True)
     pending = re.findall(r'(?:src|href)="(/explorer/[^"]+)"', page)
     seen = set()
     while pending:
@@ -53,7 +66,7 @@ def test_every_asset_and_module_is_served(client):
 
 def test_the_page_needs_no_key_where_the_api_does(make_app):
     client = make_app(AUTH_REQUIRED=True).test_client()
-    assert client.get("/").status_code == 200
+    assert client.get("/", headers=BROWSER).status_code == 200
     for path in linked_assets(client):
         assert client.get(path).status_code == 200, path
     assert client.get("/logs").get_json()["error"] == "missing_api_key"

@@ -457,7 +457,7 @@ def test_read_key_flow_on_a_server_that_requires_keys(tmp_path, browser):
     shipper = create_key(database, "shipper", "ingest")
     with Server(tmp_path, database, env={"AUTH": "on"}) as secured:
         [record_id] = ingest(secured.port, loghub_records(1, service="secret"), key=shipper)
-        status, _ = request(secured.port, "GET", "/")
+        status, _ = request(secured.port, "GET", "/", headers={"Accept": "text/html"})
         assert status == 200  # the page and its assets need no key
         browser.get(f"http://127.0.0.1:{secured.port}/")
         dialog = browser.find_element(By.ID, "key-dialog")

@@ -71,6 +71,8 @@ class Batch:
     idempotency_key: str | None = None
     request_hash: str | None = None  # the body and mode an idempotency key stands for
     caller: Caller = ANONYMOUS  # the API key that sent it
+    allow_empty: bool = False  # no records is a success (OTLP, Loki), not empty_batch
+    context: object = None  # what the protocol's decoder noted for its answer
     count: int = 0  # records decoded from the body
     rows: list = field(default_factory=list)
     rejected: dict = field(default_factory=dict)
@@ -198,6 +200,10 @@ class Writer:
                     batch.done = True
                     self._changed.notify_all()
                 continue
+            if not batch.rows and not batch.idempotency_key:  # nothing to store: no write lock
+                batch.result = IngestResult(None, [], batch.rejected)
+                batch.done = True
+                continue
             group.append(batch)
             rows += len(batch.rows)
 
@@ -212,7 +218,7 @@ class Writer:
         records = batch.read_records()
         batch.read_records = None  # let the request body go as soon as it is decoded
         batch.count = len(records)
-        if not records:
+        if not records and not batch.allow_empty:
             raise InvalidInput("empty_batch", "the batch holds no records")
         if len(records) > self.max_records:
             raise TooLarge(

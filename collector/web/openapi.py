@@ -90,8 +90,8 @@ def _secured(operation, scope):
         **operation,
         "description": f"{operation.get('description', '')}\n\n{note}".strip(),
         "security": [{"bearer": []}, {"apiKey": []}],
+        # A protocol that answers these in its own shape declares them itself.
         "responses": {
-            **operation["responses"],
             "401": error_response("missing_api_key, invalid_api_key (unknown or revoked)"),
             "403": error_response(
                 "insufficient_scope"
@@ -100,6 +100,7 @@ def _secured(operation, scope):
             **({"429": {**error_response("rate_limited: the key's records per second are "
                                          "spent; nothing was stored"), "headers": RETRY_AFTER}}
                if scope == "ingest" else {}),
+            **operation["responses"],
         },
     }
 

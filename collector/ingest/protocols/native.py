@@ -3,7 +3,9 @@
 Atomic by default (any invalid record refuses the batch, 422), or ``mode=partial``
 (the valid records are stored and the rest listed, 200). An ``Idempotency-Key``
 makes a retry replay the first answer; ``Prefer: return=minimal`` leaves the
-stored records out of the answer.
+stored records out of the answer. Records are the collector's own shape unless
+the request names a field mapping (``message_field=log``, ...: see ``mapping``),
+for shippers that send JSON of their own shape.
 """
 
 import functools
@@ -16,7 +18,8 @@ from ...apidoc import RETRY_AFTER, error_response, json_content
 from ...errors import InvalidInput, UnsupportedFormat
 from ..decoding import decode_json, decode_ndjson, decompress
 from ..writer import Batch
-from .base import Answer, Protocol, Route
+from . import mapping
+from .base import KEY_SCHEMES, Answer, Protocol, Route
 
 MAX_IDEMPOTENCY_KEY = 255
 
@@ -30,8 +33,12 @@ DECODERS = {
 }
 
 
-def decode_records(body, content_type, content_encoding, max_bytes):
-    """Decode a request body into a list of records, or raise the matching domain error."""
+def decode_records(body, content_type, content_encoding, max_bytes, fieldmap=None):
+    """Decode a request body into a list of records, or raise the matching domain error.
+
+    With a ``fieldmap`` every JSON object is read through it (anything else is left for
+    the schema to refuse).
+    """
     decoder = DECODERS.get((content_type or "").lower())
     if decoder is None:
         raise UnsupportedFormat(
@@ -39,7 +46,10 @@ def decode_records(body, content_type, content_encoding, max_bytes):
             f"Content-Type {content_type or '(none)'!r} is not supported;"
             f" use one of {', '.join(DECODERS)}",
         )
-    return decoder(decompress(body, content_encoding, max_bytes))
+    documents = decoder(decompress(body, content_encoding, max_bytes))
+    if fieldmap is None:
+        return documents
+    return [fieldmap.record(doc) if doc.__class__ is dict else doc for doc in documents]
 
 
 class IngestAnswerSchema(Schema):
@@ -60,20 +70,23 @@ class Native(Protocol):
 
     name = "ingest"
     routes = (Route("/ingest", "post_ingest"),)
+    # Basic credentials in front of /ingest are a proxy's, not a key (see the README).
+    key_schemes = KEY_SCHEMES
 
     def batch(self, request):
         partial = _partial_mode(request.args)
+        fieldmap = mapping.from_request(request.args, request.headers)
         body = request.read_body()
         # Decoded in the worker's write queue, possibly by another thread: bind its inputs now.
         batch = Batch(
             functools.partial(decode_records, body, request.content_type,
-                              request.content_encoding, request.max_body_bytes),
+                              request.content_encoding, request.max_body_bytes, fieldmap),
             partial=partial,
             idempotency_key=_idempotency_key(request),
             caller=request.caller,
         )
         if batch.idempotency_key:
-            batch.request_hash = _request_hash(request, body, partial)
+            batch.request_hash = _request_hash(request, body, partial, fieldmap)
         return batch
 
     def answer(self, request, batch, result):
@@ -106,11 +119,15 @@ class Native(Protocol):
         return {"post_ingest": {"post": _operation(config)}}, {"IngestAnswer": IngestAnswerSchema}
 
 
+PARAMETERS = ("mode", *mapping.PARAMETERS)
+
+
 def _partial_mode(args):
     for name in args:
-        if name != "mode":
+        if name not in PARAMETERS:
             raise InvalidInput("unknown_parameter",
-                               f"unknown query parameter {name!r}; expected: mode", parameter=name)
+                               f"unknown query parameter {name!r}; expected: mode, or the field"
+                               f" mapping's {', '.join(mapping.PARAMETERS)}", parameter=name)
     mode = args.get("mode", "atomic")
     if mode not in ("atomic", "partial"):
         raise InvalidInput("invalid_parameter", "mode must be 'atomic' or 'partial'",
@@ -132,11 +149,11 @@ def _idempotency_key(request):
     return key if key_id is None else f"{key_id}:{key}"
 
 
-def _request_hash(request, body, partial):
-    """What an idempotency key stands for: the body as sent, and how it is to be stored."""
+def _request_hash(request, body, partial, fieldmap):
+    """What an idempotency key stands for: the body as sent, and how it is to be read and stored."""
     digest = hashlib.blake2b(digest_size=16)
     for part in (request.content_type, request.content_encoding or "",
-                 "partial" if partial else "atomic"):
+                 "partial" if partial else "atomic", repr(fieldmap)):
         digest.update(part.encode() + b"\0")
     digest.update(body)
     return digest.hexdigest()
@@ -170,12 +187,14 @@ def _operation(config):
              "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
              "description": "The same key and body within IDEMPOTENCY_TTL store nothing and "
                             "get the original answer back."},
+            *mapping.mapping_parameters(),
         ],
         "requestBody": {
             "required": True,
             "description": "A JSON array of records (a single object is a batch of one), or "
                            "NDJSON: one record object a line. Compressed with gzip or deflate "
-                           "when Content-Encoding says so.",
+                           "when Content-Encoding says so. With a field mapping (its "
+                           "parameters), JSON objects of any shape.",
             "content": {
                 "application/json": {"schema": {"oneOf": [
                     {"type": "array", "items": {"$ref": "#/components/schemas/LogRecord"},

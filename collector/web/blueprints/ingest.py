@@ -2,7 +2,8 @@
 
 Every protocol's view is the same few steps (``ingest_request``): the protocol
 reads the request into a Batch, the Writer stores it, the protocol answers;
-errors, ours or werkzeug's, are answered in the protocol's own shape.
+errors, ours or werkzeug's, are answered in the protocol's own shape. A
+protocol's other routes (probes its clients make) are answered by the protocol.
 """
 
 import time
@@ -13,7 +14,7 @@ from werkzeug.exceptions import ClientDisconnected, HTTPException
 from ...errors import CollectorError, RequestTimeout
 from ...ingest.protocols.base import IngestRequest
 from ...metrics import count_refused, count_stored
-from ..auth import current_caller
+from ..auth import authorize, current_caller
 from ..contract import Contract
 from ..errors import error_code, failure_of, server_fault
 from ..jsonprovider import respond
@@ -24,8 +25,12 @@ def blueprint(protocol, config):
     bp = Blueprint(protocol.name, __name__)
     operations, components = protocol.openapi(config)
     for route in protocol.routes:
-        def view(protocol=protocol, **view_args):
-            return ingest_request(protocol, view_args)
+        if route.ingest:
+            def view(protocol=protocol, **view_args):
+                return ingest_request(protocol, view_args)
+        else:
+            def view(protocol=protocol, endpoint=route.endpoint, **view_args):
+                return _respond(protocol.serve(endpoint, incoming_request(view_args)))
 
         view.__doc__ = protocol.__doc__
         view.contract = Contract(operations[route.endpoint], components=components)
@@ -35,25 +40,32 @@ def blueprint(protocol, config):
     def error(exc):
         if isinstance(exc, HTTPException) and (exc.code is None or exc.code < 400):
             return exc
-        failure = failure_of(exc)
-        return _respond(protocol.error(server_fault(exc) if failure is None else failure))
+        return _error_answer(protocol, exc)
 
     return bp
 
 
+def forward(protocol, endpoint):
+    """Answer this request as ``protocol``'s route ``endpoint`` would (a route another view
+    owns: the explorer's `/`): its scope and key schemes, its answer, its error shape."""
+    try:
+        authorize(protocol.name)
+        return _respond(protocol.serve(endpoint, incoming_request({}, endpoint)))
+    except Exception as exc:  # noqa: BLE001 (answered in the protocol's shape, as its own are)
+        if isinstance(exc, HTTPException) and (exc.code is None or exc.code < 400):
+            raise
+        return _error_answer(protocol, exc)
+
+
+def _error_answer(protocol, exc):
+    failure = failure_of(exc) or server_fault(exc)
+    failure.request_type = request.mimetype
+    return _respond(protocol.error(failure))
+
+
 def ingest_request(protocol, view_args):
     """Answer an ingest request of ``protocol``: read, store, answer, counted in the metrics."""
-    config = current_app.config
-    incoming = IngestRequest(
-        content_type=request.mimetype,
-        content_encoding=request.headers.get("Content-Encoding"),
-        args=request.args,
-        headers=request.headers,
-        caller=current_caller(),
-        read_body=lambda: read_body(config["BODY_READ_TIMEOUT"]),
-        max_body_bytes=config["MAX_BODY_BYTES"],
-        view_args=view_args,
-    )
+    incoming = incoming_request(view_args)
     batch = None
     try:
         batch = protocol.batch(incoming)
@@ -63,6 +75,22 @@ def ingest_request(protocol, view_args):
         raise
     count_stored(protocol.format_name(incoming), result)
     return _respond(protocol.answer(incoming, batch, result))
+
+
+def incoming_request(view_args, endpoint=None):
+    """What a protocol sees of this request (as its route ``endpoint``, when named)."""
+    config = current_app.config
+    return IngestRequest(
+        content_type=request.mimetype,
+        content_encoding=request.headers.get("Content-Encoding"),
+        args=request.args,
+        headers=request.headers,
+        caller=current_caller(),
+        read_body=lambda: read_body(config["BODY_READ_TIMEOUT"]),
+        max_body_bytes=config["MAX_BODY_BYTES"],
+        view_args=view_args,
+        endpoint=endpoint or request.endpoint.partition(".")[2],
+    )
 
 
 def _respond(answer):
