@@ -147,7 +147,7 @@ def _export_chunks(store, where, order, max_id, found, chunk):
 
 
 def _documents(found):
-    return [records.document(stored.id, stored[1:]) for stored in found]
+    return [records.document(stored.id, stored[1:], stored.pattern_id) for stored in found]
 
 
 def _ms_since(started):

@@ -11,6 +11,7 @@ from ...severity import RANKS
 from ..base import OPERATORS
 from .db import database
 from .models import LogRecord as R
+from .patterns import pattern_clause, with_pattern_ids
 
 _COLUMNS = [R.id, R.received_at, R.timestamp, R.service, R.severity, R.severity_rank, R.message,
             R.host, R.trace_id, R.span_id, R.attributes, R.event_id, R.api_key_id]
@@ -59,6 +60,8 @@ def where_clauses(where):
         clauses.append(R.api_key_id == where.api_key_id)
     if where.text is not None:
         clauses.append(_full_text_clause(fts5_expression(where.text)))
+    if where.pattern is not None:  # needs the patterns attached (patterns.attached)
+        clauses.append(pattern_clause(where.pattern))
     for key, value in where.attributes.items():
         path = "$." + ".".join(f'"{part}"' for part in key.split("."))
         clauses.append(pw.fn.json_extract(R.attributes, path).in_(_attribute_values(value)))
@@ -102,7 +105,7 @@ def _attribute_values(text):
 def page_query(where, order, after, limit, max_id):
     """The query of records after Position ``after`` in (timestamp, id) ``order``, among
     records up to ``max_id``."""
-    query = R.select(*_COLUMNS).where(R.id <= max_id, *where_clauses(where))
+    query = with_pattern_ids(R.select(*_COLUMNS)).where(R.id <= max_id, *where_clauses(where))
     if after:
         timestamp, record_id = after
         # The plain range on timestamp lets SQLite seek in its index; the
@@ -122,14 +125,14 @@ def page_query(where, order, after, limit, max_id):
 
 def follow_query(where, after_id, max_id, limit):
     """The query of matching records with ids in (after_id, max_id], in id order."""
-    return (R.select(*_COLUMNS)
+    return (with_pattern_ids(R.select(*_COLUMNS))
             .where(R.id > after_id, R.id <= max_id, *where_clauses(where))
             .order_by(R.id).limit(limit).tuples())
 
 
 def record_query(record_id):
     """The query of the record ``record_id``."""
-    return R.select(*_COLUMNS).where(R.id == record_id).tuples()
+    return with_pattern_ids(R.select(*_COLUMNS)).where(R.id == record_id).tuples()
 
 
 def count_query(where, by, interval):
@@ -154,7 +157,7 @@ def count_query(where, by, interval):
 
 
 def stored(query):
-    """Run a query of ``_COLUMNS``; its Stored records."""
+    """Run a query of ``_COLUMNS`` and the pattern id; its Stored records."""
     return [Stored._make(row) for row in run(query)]
 
 
