@@ -19,7 +19,7 @@ from pathlib import Path
 
 from config import Config, ServerConfig
 
-from . import ingest, queries, records, stages, storage
+from . import ingest, patterns, queries, records, stages, storage
 from .modes import Mode, settings_from_env
 from .report import format_table, targets, write_json
 
@@ -50,6 +50,8 @@ SECTIONS = (
      queries.insert_costs),
     ("queries", "Search: median in-process latency of the main query shapes",
      queries.query_figures),
+    ("patterns", "Patterns: accuracy on LogHub beside Drain's, the miner, its cost to ingest",
+     patterns.patterns_section),
 )
 
 
