@@ -151,7 +151,7 @@ def find_patterns(store, params):
         } for summary in found],
         "span": None if span is None else {
             "start": format_micros(span.start),
-            "interval_seconds": span.width // 1_000_000,
+            "interval_seconds": span.width / 1e6,
             "buckets": span.buckets,
         },
         "mining": mining_state(store, now),
@@ -167,8 +167,7 @@ def _span(store, where, buckets, now):
         if not first:
             return None
         start = first[0].timestamp
-    seconds = -(-max(end - start, 1) // (buckets * 1_000_000))  # whole seconds, rounded up
-    return Span(start, seconds * 1_000_000, buckets)
+    return Span(start, -(-max(end - start, 1) // buckets), buckets)  # rounded up: end is in
 
 
 def mining_state(store, now):

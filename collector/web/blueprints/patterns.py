@@ -30,7 +30,7 @@ class PatternSchema(Schema):
 
 class SpanSchema(Schema):
     start = fields.DateTime(required=True)
-    interval_seconds = fields.Integer(required=True)
+    interval_seconds = fields.Float(required=True)
     buckets = fields.Integer(required=True)
 
 
