@@ -271,3 +271,61 @@ def test_the_loghub_samples_reach_drains_published_accuracy(tmp_path):
     accuracy = loghub_accuracy(Path(tmp_path), samples)
     assert sum(accuracy.values()) / len(accuracy) >= DRAIN_AVERAGE, accuracy
     assert min(accuracy.values()) >= FLOOR, accuracy
+
+
+def _wait_mined(port, deadline_seconds=30):
+    from helpers import request
+
+    deadline = time.monotonic() + deadline_seconds
+    while time.monotonic() < deadline:
+        status, body = request(port, "GET", "/logs/patterns?limit=1000")
+        answer = json.loads(body)
+        if status == 200 and answer["mining"]["pending_records"] == 0:
+            return answer
+        time.sleep(0.2)
+    raise AssertionError(f"records still without a pattern: {answer['mining']}")
+
+
+@pytest.mark.e2e
+def test_under_gunicorn_the_miner_runs_survives_its_death_and_restarts(tmp_path):
+    import os
+    import signal
+
+    from helpers import request
+    from server import Server
+
+    database = tmp_path / "collector.db"
+    body = json.dumps(VM + USERS).encode()
+    headers = {"Content-Type": "application/json", "Prefer": "return=minimal"}
+    with Server(tmp_path, database) as server:
+        assert request(server.port, "POST", "/ingest", body, headers)[0] == 201
+        before = _wait_mined(server.port)["patterns"]
+        arbiter, miner = server.miner_pids()
+        assert len(server.worker_pids()) == 2 and miner not in server.worker_pids()
+        os.kill(miner, signal.SIGKILL)  # gunicorn's arbiter starts another
+        assert request(server.port, "POST", "/ingest", body, headers)[0] == 201
+        after_death = _wait_mined(server.port)["patterns"]
+        assert server.miner_pids()[1] != miner
+    with Server(tmp_path, database) as server:  # a restart: the same ids go on
+        assert request(server.port, "POST", "/ingest", body, headers)[0] == 201
+        after_restart = _wait_mined(server.port)["patterns"]
+
+    def ids(listed):
+        return {p["template"]: p["id"] for p in listed}
+
+    assert ids(before) == ids(after_death) == ids(after_restart)
+    assert {p["template"]: p["count"] for p in after_restart}["VM Paused on <*>"] == 12
+
+
+@pytest.mark.e2e
+def test_pattern_miner_off_leaves_the_miner_out(tmp_path):
+    from helpers import request
+    from server import Server
+
+    with Server(tmp_path, tmp_path / "collector.db", env={"PATTERN_MINER": "off"}) as server:
+        body = json.dumps(VM).encode()
+        request(server.port, "POST", "/ingest", body, {"Content-Type": "application/json"})
+        time.sleep(1.5)
+        assert server.miner_pids() == []
+        status, answer = request(server.port, "GET", "/logs/patterns")
+        assert json.loads(answer)["mining"]["pending_records"] == len(VM)
