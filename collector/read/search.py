@@ -160,13 +160,17 @@ def find_patterns(store, params):
 
 
 def _span(store, where, buckets, now):
-    """The sparkline's buckets: since..until, or the first matching record..now."""
+    """The sparkline's buckets: since..until, or the first matching record..now (None when
+    that range is empty)."""
     start, end = where.since, where.until or now
     if start is None:
         first = store.page(where, "asc", None, 1, store.newest_id())
         if not first:
             return None
         start = first[0].timestamp
+    start = max(start, 0)  # no record is older than 1970 (a far relative since would be)
+    if start >= end:
+        return None  # an empty range: nothing to draw
     return Span(start, -(-max(end - start, 1) // buckets), buckets)  # rounded up: end is in
 
 
