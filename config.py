@@ -81,6 +81,15 @@ class Config:
         self.SQLITE_MAX_SIZE_MB = _integer(env, "SQLITE_MAX_SIZE_MB", 0, minimum=0)
         # How long a write waits for SQLite's write lock before answering 503.
         self.WRITE_LOCK_TIMEOUT = _number(env, "WRITE_LOCK_TIMEOUT", 5.0, minimum=0.01)
+        # The write-ahead log: a commit that leaves it past WAL_CHECKPOINT_MB copies it into
+        # the database and empties it; past WAL_MAX_MB (readers kept it from emptying) the
+        # writer retries for up to WAL_CHECKPOINT_WAIT seconds before going on.
+        self.WAL_CHECKPOINT_MB = _integer(env, "WAL_CHECKPOINT_MB", 16, minimum=1)
+        self.WAL_MAX_MB = _integer(env, "WAL_MAX_MB", 48, minimum=1)
+        if self.WAL_MAX_MB < self.WAL_CHECKPOINT_MB:
+            raise ConfigError(f"WAL_MAX_MB={self.WAL_MAX_MB} is below"
+                              f" WAL_CHECKPOINT_MB={self.WAL_CHECKPOINT_MB}")
+        self.WAL_CHECKPOINT_WAIT = _number(env, "WAL_CHECKPOINT_WAIT", 2.0, minimum=0.0)
 
         # Limits of a request and of a record
         # Seconds a client has to send its whole body: slow clients don't hold threads.

@@ -1,9 +1,11 @@
 """The load generator: client processes apart from the server's, each on one keep-alive connection.
 
-Every client posts pre-serialized bodies in a closed loop (the next request leaves when the
-previous answer is read) from a shared start instant until the end of the measured window.
-Throughput and latencies count the requests completed inside the window, after a warm-up;
-status codes count every request.
+Every client posts pre-serialized bodies from a shared start instant until the end of the
+measured window, in a closed loop (the next request leaves when the previous answer is read)
+or, with a ``rate``, open: requests are due at fixed intervals whatever the answers, and each
+latency counts from when its request was due (wrk2's correction: a server that stalls is
+charged for the requests that should have left meanwhile). Throughput and latencies count the
+requests completed inside the window, after a warm-up; status codes count every request.
 """
 
 import http.client
@@ -31,6 +33,7 @@ class Load:
     warmup: float
     duration: float
     path: str = "/ingest"
+    rate: float | None = None  # requests a second, all clients together; None: closed loop
 
 
 @dataclass
@@ -39,6 +42,7 @@ class LoadResult:
 
     load: Load
     latencies: list  # seconds, sorted, of the requests completed in the window
+    completions: list  # when (time.time()) each of them completed, sorted
     statuses: Counter  # status code -> count, over every request
     failures: int  # requests that got no answer (connection reset, timeout)
     client_cpu_seconds: float
@@ -74,6 +78,7 @@ class LoadResult:
         return {
             "records_per_request": self.load.records_per_body,
             "clients": self.load.clients,
+            "offered_requests_per_s": self.load.rate,
             "window_seconds": window,
             "requests": self.requests,
             "records": self.records,
@@ -95,14 +100,22 @@ def run(load, sample=None):
     ``sample``, when given, is called when the window opens and when it closes; the
     difference of its two answers is reported as the server's CPU seconds.
     """
+    return run_many([load], sample)[0]
+
+
+def run_many(loads, sample=None, during=None):
+    """Drive the server with several loads at once, over the window of the first; a LoadResult
+    each (the server's CPU seconds are those of them all). ``during``, when given, is called
+    with the window's end while the loads run (to sample the server meanwhile)."""
     # fork: the clients inherit the bodies instead of receiving megabytes of pickles.
     context = multiprocessing.get_context("fork")
-    reports = context.Queue()
+    first = loads[0]
     start = time.time() + SPAWN_MARGIN
-    window = (start + load.warmup, start + load.warmup + load.duration)
+    window = (start + first.warmup, start + first.warmup + first.duration)
+    queues = [context.Queue() for _ in loads]
     clients = [
-        context.Process(target=_client, args=(load, index, start, window, reports), daemon=True)
-        for index in range(load.clients)
+        context.Process(target=_client, args=(load, index, start, window, queue), daemon=True)
+        for load, queue in zip(loads, queues, strict=True) for index in range(load.clients)
     ]
     for client in clients:
         client.start()
@@ -110,23 +123,32 @@ def run(load, sample=None):
     if sample is not None:
         _sleep_until(window[0])
         opened = sample()
+    if during is not None:
+        during(window[1])
+    if sample is not None:
         _sleep_until(window[1])
         server_cpu = sample() - opened
-    patience = SPAWN_MARGIN + load.warmup + load.duration + REQUEST_TIMEOUT
-    collected = [reports.get(timeout=patience) for _ in clients]
+    patience = SPAWN_MARGIN + first.warmup + first.duration + REQUEST_TIMEOUT
+    results = []
+    for load, queue in zip(loads, queues, strict=True):
+        collected = [queue.get(timeout=patience) for _ in range(load.clients)]
+        failed = [report for report in collected if isinstance(report, str)]
+        if failed:
+            raise RuntimeError(f"a load-generator client failed:\n{failed[0]}")
+        latencies, completions, statuses, failures, cpu = [], [], Counter(), 0, 0.0
+        for report in collected:
+            latencies.extend(report["latencies"])
+            completions.extend(report["completions"])
+            statuses.update(report["statuses"])
+            failures += report["failures"]
+            cpu += report["cpu_seconds"]
+        latencies.sort()
+        completions.sort()
+        results.append(LoadResult(load, latencies, completions, statuses, failures, cpu,
+                                  server_cpu))
     for client in clients:
         client.join()
-    failed = [report for report in collected if isinstance(report, str)]
-    if failed:
-        raise RuntimeError(f"a load-generator client failed:\n{failed[0]}")
-    latencies, statuses, failures, cpu = [], Counter(), 0, 0.0
-    for report in collected:
-        latencies.extend(report["latencies"])
-        statuses.update(report["statuses"])
-        failures += report["failures"]
-        cpu += report["cpu_seconds"]
-    latencies.sort()
-    return LoadResult(load, latencies, statuses, failures, cpu, server_cpu)
+    return results
 
 
 def _client(load, index, start, window, reports):
@@ -142,13 +164,23 @@ def _send_until_window_closes(load, index, start, window):
     # Clients start at different bodies so concurrent requests carry different records.
     position = index * len(bodies) // load.clients
     connection = http.client.HTTPConnection(HOST, load.port, timeout=REQUEST_TIMEOUT)
-    latencies, statuses, failures = [], Counter(), 0
+    latencies, completions, statuses, failures = [], [], Counter(), 0
+    # Open loop: this client's requests are due every ``interval`` s, the clients staggered.
+    interval = load.clients / load.rate if load.rate else None
+    due = time.perf_counter() + (start - time.time()) + (index * interval / load.clients
+                                                         if interval else 0)
     _sleep_until(start)
     cpu_started = time.process_time()
     while time.time() < closes:
         body = bodies[position % len(bodies)]
         position += 1
-        sent = time.perf_counter()
+        if interval:
+            wait = due - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            sent, due = due, due + interval
+        else:
+            sent = time.perf_counter()
         try:
             connection.request("POST", load.path, body, load.headers)
             response = connection.getresponse()
@@ -159,11 +191,14 @@ def _send_until_window_closes(load, index, start, window):
             continue
         latency = time.perf_counter() - sent
         statuses[response.status] += 1
-        if opens <= time.time() <= closes:
+        now = time.time()
+        if opens <= now <= closes:
             latencies.append(latency)
+            completions.append(now)
     connection.close()
     return {
         "latencies": latencies,
+        "completions": completions,
         "statuses": statuses,
         "failures": failures,
         "cpu_seconds": time.process_time() - cpu_started,

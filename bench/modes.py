@@ -24,6 +24,7 @@ class Mode:
     memory_duration: float
     query_rows: int  # records in the database the query figures are measured on
     query_repeats: int  # times each query is timed
+    soak_duration: float = 0.0  # seconds of sustained mixed ingest; 0: skipped
 
 
 DEFAULT = Mode(
@@ -59,8 +60,10 @@ MODES = {
         memory_duration=0.5,
         query_rows=20_000,
         query_repeats=3,
+        soak_duration=3.0,
     ),
     "default": DEFAULT,
+    "soak": replace(DEFAULT, name="soak", soak_duration=600.0),
     "full": replace(DEFAULT, name="full", growth_rows=(1_000_000, 5_000_000)),
 }
 
@@ -75,7 +78,7 @@ class Settings:
 
 
 def settings_from_env():
-    """Read BENCH (smoke|default|full), BENCH_RESULTS (a directory) and BENCH_PROFILE=1."""
+    """Read BENCH (smoke|default|soak|full), BENCH_RESULTS (a directory) and BENCH_PROFILE=1."""
     name = os.environ.get("BENCH", "").strip().lower() or "default"
     if name not in MODES:
         raise ValueError(f"BENCH={name!r} must be one of {', '.join(MODES)}")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from config import Config, ServerConfig
 
-from . import ingest, patterns, queries, records, stages, storage
+from . import ingest, patterns, queries, records, soak, stages, storage
 from .modes import Mode, settings_from_env
 from .report import format_table, targets, write_json
 
@@ -40,6 +40,11 @@ SECTIONS = (
         ingest.ingest,
     ),
     (
+        "open_loop",
+        "Latency at half the maximum, open loop (requests leave on a schedule)",
+        ingest.open_loop,
+    ),
+    (
         "stages",
         "Where the time goes: one worker, 1,000-record batches, in-process",
         stages.stage_profile,
@@ -50,6 +55,7 @@ SECTIONS = (
      queries.insert_costs),
     ("queries", "Search: median in-process latency of the main query shapes",
      queries.query_figures),
+    ("soak", "Sustained ingest: mixed 1- and 1,000-record batches for minutes", soak.soak),
     ("patterns", "Patterns: accuracy on LogHub beside Drain's, the miner, its cost to ingest",
      patterns.patterns_section),
 )

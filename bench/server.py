@@ -32,3 +32,13 @@ class BenchServer(Server):
                 if line.startswith("VmHWM:"):
                     peaks[pid] = int(line.split()[1]) / 1024  # kB
         return peaks
+
+    def workers_io(self):
+        """Each worker's bytes written so far, by pid: (write_bytes reaching the disk, wchar)."""
+        written = {}
+        for pid in self.worker_pids():
+            fields = dict(line.split(": ", 1) for line in
+                          (read_proc(PROC / str(pid) / "io") or "").splitlines() if ": " in line)
+            if "write_bytes" in fields:
+                written[pid] = (int(fields["write_bytes"]), int(fields["wchar"]))
+        return written

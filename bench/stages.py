@@ -7,6 +7,7 @@ Flask's test client shows what routing, request handling and teardown add around
 
 import cProfile
 import io
+import os
 import pstats
 import statistics
 import time
@@ -19,7 +20,10 @@ from collector.ingest.writer import Batch, normalize, validate
 from collector.times import now_micros
 
 from .ingest import BATCH, MINIMAL
-from .report import Row
+from .report import Row, target_row
+
+# Through gunicorn, a record may cost the server at most this much CPU more than in-process.
+MAX_SERVER_OVERHEAD = 1.3
 
 STAGES = ("parse", "validate", "normalize", "insert", "respond (return=minimal)")
 FULL_RESPONSE = "respond in full (no Prefer header)"
@@ -67,6 +71,23 @@ def stage_profile(bench):
         Row("  around the stages (routing, request, teardown)",
             f"{per_record[WHOLE_REQUEST] - stage_sum:,.2f} us/record"),
         Row(FULL_RESPONSE, f"{per_record[FULL_RESPONSE]:,.2f} us/record"),
+    ]
+    # The same request through gunicorn, measured by the ingest section: what the server
+    # pays per record beyond the in-process cost, and how busy it keeps the cores.
+    served = bench.results["ingest"]["runs"][str(BATCH)]
+    server_us = served["server_cpu_us_per_record"]
+    overhead = server_us / per_record[WHOLE_REQUEST] if server_us else None
+    utilization = (served["server_cpu_us_per_record"] * served["records"] / 1e6
+                   / served["window_seconds"] / os.cpu_count()) if server_us else None
+    figures["server_vs_in_process"] = overhead
+    figures["server_utilization"] = utilization
+    rows += [
+        Row("through gunicorn: worker CPU per record (ingest section)",
+            "n/a" if server_us is None else f"{server_us:,.2f} us/record"),
+        target_row("  server CPU per record / in-process cost", overhead, "{:.2f}x",
+                   f"<= {MAX_SERVER_OVERHEAD:.2f}x", lambda ratio: ratio <= MAX_SERVER_OVERHEAD),
+        Row("  workers' use of the cores (CPU seconds / window / cores)",
+            "n/a" if utilization is None else f"{utilization:.0%}"),
     ]
     return figures, rows
 

@@ -18,7 +18,7 @@ from .retention import Retention
 from .web import auth, jsonprovider, requestid, timing
 from .web import errors as web_errors
 from .web.blueprints import audit as audit_views
-from .web.blueprints import docs, health, logs, patterns
+from .web.blueprints import docs, explorer, health, logs, patterns
 from .web.blueprints import ingest as ingest_views
 from .web.blueprints import metrics as metrics_views
 
@@ -62,6 +62,7 @@ def create_app(overrides=None):
     auth.protect(app, metrics_views.bp, "read")
     app.register_blueprint(metrics_views.bp)  # GET /metrics
     app.register_blueprint(docs.bp)  # GET /openapi.json, /docs (Swagger UI): open
+    app.register_blueprint(explorer.bp)  # GET / (the log explorer) and its assets: open
     auth.protect(app, audit_views.bp, "admin")
     app.register_blueprint(audit_views.bp)  # GET /audit/verify
 

@@ -56,6 +56,12 @@ PATTERN_DELAY = Histogram(
     " batch the miner saved.",
     buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
 )
+WAL_CHECKPOINTS = Histogram(
+    "collector_wal_checkpoints_seconds",
+    "Checkpoints of SQLite's write-ahead log after a commit, by result: emptied, or busy"
+    " (readers kept it in use).",
+    ["result"],
+)
 OVERLOADED = Counter(
     "collector_overloaded_responses", "Answers telling the client to come back later (503, 429).",
     ["status"],

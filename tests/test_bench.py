@@ -57,10 +57,13 @@ def test_smoke_run_reports_every_section(tmp_path):
     runs = [
         sections["http_floor"],
         *sections["ingest"]["runs"].values(),
+        *sections["open_loop"]["runs"].values(),
         *sections["growth"]["runs"].values(),
         sections["memory"],
+        sections["soak"]["batches"],
+        sections["soak"]["singles"],
     ]
-    assert len(runs) == 8
+    assert len(runs) == 13
     for run in runs:
         assert run["requests_per_s"] > 0
         assert run["non_2xx"] == 0, run["statuses"]
@@ -68,7 +71,12 @@ def test_smoke_run_reports_every_section(tmp_path):
     assert sections["storage_limit"]["records_per_s"] > 0
     assert all(value > 0 for value in sections["stages"]["us_per_record"].values())
     assert max(sections["memory"]["workers_peak_rss_mb"]) > 0
-    assert sections["ingest"]["ratios"]["batch_1000_vs_raw_sqlite"] > 0
+    assert all(ratio > 0 for ratio in sections["ingest"]["ratios"].values())
+    assert sections["ingest"]["echo_cost"] > 0
+    assert sections["stages"]["server_vs_in_process"] > 0
+    soak = sections["soak"]
+    assert soak["records"] > 0 and soak["wal_max_bytes"] > 0
+    assert soak["wchar_per_record"] > 0 and len(soak["records_per_s_by_minute"]) == 6
     assert sections["insert_costs"]["bare_records_per_s"] > 0
     assert sections["insert_costs"]["chain_share_of_ingest_time"] > 0
     queries = sections["queries"]["queries"]

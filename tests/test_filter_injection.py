@@ -156,7 +156,7 @@ FILTERS = ["service", "severity", "min_severity", "since", "until", "host", "tra
            "api_key_id", "attr value", "attr key", "q", "pattern"]
 ENDPOINT_PARAMETERS = {
     "/logs": FILTERS + ["order", "limit", "cursor", "after_id", "wait"],
-    "/logs/stats": FILTERS + ["by", "interval"],
+    "/logs/stats": FILTERS + ["by", "by attr", "interval", "fill"],
     "/logs/export": FILTERS + ["order"],
     "/logs/patterns": FILTERS + ["new_since", "limit", "buckets"],
 }
@@ -167,6 +167,10 @@ def query_string(parameter, encoded):
         return f"attr.k={encoded}"
     if parameter == "attr key":
         return f"attr.{encoded}=x"
+    if parameter == "by attr":
+        return f"by=attr.{encoded}"
+    if parameter == "fill":
+        return f"interval=1h&since=1h&fill={encoded}"
     if parameter == "wait":
         # Records newer than 0 exist: a follow answers at once, however long it may wait.
         return f"after_id=0&wait={encoded}"

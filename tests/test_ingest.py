@@ -1,5 +1,6 @@
 """POST /ingest: formats, encodings, atomic and partial batches, and every error answer."""
 
+import contextlib
 import gzip
 import logging
 import sqlite3
@@ -384,8 +385,8 @@ def waiting_batch(writer, records, partial=False):
 def test_waiting_batches_are_stored_together_each_with_its_own_outcome(client, writer, monkeypatch):
     transactions = []
     real_store = writer.store_group
-    monkeypatch.setattr(writer, "store_group", lambda batches: transactions.append(batches)
-                        or real_store(batches))
+    monkeypatch.setattr(writer, "store_group", lambda batches, committed, gather: (
+        transactions.append(batches) or real_store(batches, committed, gather)))
     first = waiting_batch(writer, [record(message="a1"), record(message="a2")])
     invalid = waiting_batch(writer, [record(severity="LOUD")])
     mixed = waiting_batch(writer, [record(message="c1"), record(message="")], partial=True)
@@ -418,8 +419,8 @@ def test_a_group_stops_growing_at_its_row_limit(client, writer, monkeypatch):
     monkeypatch.setattr(writer, "group_rows", 3)
     transactions = []
     real_store = writer.store_group
-    monkeypatch.setattr(writer, "store_group", lambda batches: transactions.append(batches)
-                        or real_store(batches))
+    monkeypatch.setattr(writer, "store_group", lambda batches, committed, gather: (
+        transactions.append(batches) or real_store(batches, committed, gather)))
     first = waiting_batch(writer, [record()] * 3)
     second = waiting_batch(writer, [record()] * 2)
     response = post(client, [record()])
@@ -427,6 +428,26 @@ def test_a_group_stops_growing_at_its_row_limit(client, writer, monkeypatch):
     assert (first.result.first_id, second.result.first_id) == (1, 4)
     assert response.get_json()["first_id"] == 6
     assert [len(batches) for batches in transactions] == [1, 2]
+
+
+def test_a_batch_that_arrives_while_the_lock_is_awaited_joins_the_group(app, client, writer,
+                                                                       monkeypatch):
+    store, late, writes = app.extensions["store"], [], []
+    real_write = store.write
+
+    @contextlib.contextmanager
+    def write(committed=None):
+        writes.append(1)
+        with real_write(committed) as transaction:
+            if not late:  # as if it came while this leader waited for the write lock
+                late.append(waiting_batch(writer, [record(message="late")]))
+            yield transaction
+
+    monkeypatch.setattr(store, "write", write)
+    response = post(client, [record(message="leader")])
+    assert response.status_code == 201 and late[0].done
+    assert writes == [1], "one transaction for both"
+    assert (response.get_json()["first_id"], late[0].result.first_id) == (1, 2)
 
 
 # Idempotent retries
@@ -582,7 +603,8 @@ def test_other_database_faults_stay_logged_500s(client, stored_count, monkeypatc
 
 def test_a_refused_batch_takes_no_write_lock(client, writer, monkeypatch):
     transactions = []
-    monkeypatch.setattr(writer, "store_group", transactions.append)
+    monkeypatch.setattr(writer, "store_group",
+                        lambda batches, committed, gather: transactions.append(batches))
     assert_error(post(client, [record(severity="LOUD")]), 422, "validation_failed")
     assert_error(post(client, b"[]"), 400, "empty_batch")
     assert transactions == []

@@ -80,7 +80,7 @@ def test_query_parameters_come_from_the_query_schemas(document):
     filters = {"service", "severity", "min_severity", "since", "until", "host", "trace_id",
                "api_key_id", "q", "pattern"}
     assert names["/logs"] == filters | {"order", "limit", "cursor", "after_id", "wait"}
-    assert names["/logs/stats"] == filters | {"by", "interval"}
+    assert names["/logs/stats"] == filters | {"by", "interval", "fill"}
     assert names["/logs/export"] == filters | {"order"}
     assert names["/logs/patterns"] == filters | {"new_since", "limit", "buckets"}
     limit = next(p for p in document["paths"]["/logs"]["get"]["parameters"]

@@ -10,7 +10,7 @@ from helpers import record
 from werkzeug.datastructures import MultiDict
 
 from collector.read import search
-from collector.read.params import PAGE_SCHEMA, STATS_SCHEMA, load_params
+from collector.read.params import INTERVALS, PAGE_SCHEMA, STATS_SCHEMA, load_params
 from collector.storage.base import Position
 from collector.storage.sqlite import search as sqlite_search
 from collector.storage.sqlite.db import database
@@ -120,7 +120,8 @@ def test_records_sharing_a_timestamp_are_ordered_by_id(client):
 
 def test_page_body(client, corpus):
     body = client.get("/logs?limit=3&service=api").get_json()
-    assert set(body) == {"items", "next_cursor", "stats"}
+    assert set(body) == {"items", "next_cursor", "next_after_id", "stats"}
+    assert body["next_after_id"] == 10  # the newest id the search sees
     assert body["items"][0]["service"] == "api"
     assert body["stats"]["returned"] == 3
     assert body["stats"]["took_ms"] >= 0
@@ -342,9 +343,68 @@ def test_stats_total_without_grouping(client, corpus):
     assert (body["total"], body["counts"]) == (2, [{"count": 2}])
 
 
-@pytest.mark.parametrize("query", ["by=host", "interval=2h", "interval=1h&limit=5"])
-def test_stats_bad_parameters(client, query):
-    assert client.get(f"/logs/stats?{query}").get_json()["error"] == "invalid_parameter"
+def test_stats_by_host_and_attribute(client, corpus):
+    assert stats(client, "by=host")["counts"] == [
+        {"host": None, "count": 6}, {"host": "batch-1", "count": 1},
+        {"host": "web-1", "count": 2}, {"host": "web-2", "count": 1},
+    ]
+    # A value keeps its JSON type: the string "200" is not the number 200.
+    assert stats(client, "by=attr.status&service=api")["counts"] == [
+        {"attributes": {"status": "200"}, "count": 1}, {"attributes": {"status": 200}, "count": 2},
+        {"attributes": {"status": 504}, "count": 1},
+    ]
+    assert stats(client, "by=attr.user.name,severity&since=1h")["counts"] == [
+        {"attributes": {"user.name": None}, "severity": "TRACE", "count": 1},
+        {"attributes": {"user.name": None}, "severity": "INFO", "count": 2},
+        {"attributes": {"user.name": None}, "severity": "WARN", "count": 1},
+        {"attributes": {"user.name": None}, "severity": "ERROR", "count": 2},
+        {"attributes": {"user.name": None}, "severity": "CRITICAL", "count": 1},
+        {"attributes": {"user.name": None}, "severity": "FATAL", "count": 1},
+        {"attributes": {"user.name": "ann"}, "severity": "DEBUG", "count": 1},
+        {"attributes": {"user.name": "ann"}, "severity": "INFO", "count": 1},
+    ]
+
+
+def test_stats_fill_answers_every_bucket_of_the_range(client):
+    base = 1_750_000_000 - 1_750_000_000 % 3600  # on the hour
+    ingest(client, [record(timestamp=base + offset, severity=severity) for offset, severity in
+                    ((60, "INFO"), (70, "ERROR"), (3 * 3600 + 5, "INFO"))])
+    hour = 3600
+
+    def start(seconds):
+        return time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime(seconds))
+
+    since, until = start(base - hour + 1), start(base + 5 * hour)  # until is exclusive
+    body = stats(client, f"interval=1h&by=severity&fill=true&since={since}&until={until}")
+    assert body["total"] == 3
+    assert body["counts"] == [
+        {"start": start(base - hour), "count": 0},
+        {"start": start(base), "severity": "INFO", "count": 1},
+        {"start": start(base), "severity": "ERROR", "count": 1},
+        {"start": start(base + hour), "count": 0},
+        {"start": start(base + 2 * hour), "count": 0},
+        {"start": start(base + 3 * hour), "severity": "INFO", "count": 1},
+        {"start": start(base + 4 * hour), "count": 0},
+    ]
+    # Without since the range starts at the first bucket counted; until defaults to now.
+    day = 86400
+    days = stats(client, "interval=1d&fill=1")["counts"]
+    assert days[0] == {"start": start(base // day * day), "count": 3}
+    assert len(days) == time.time() // day - base // day + 1  # every day up to today
+    assert sum(row["count"] for row in days) == 3
+    # Nothing matched and no since: nothing to fill.
+    assert stats(client, "interval=1d&fill=1&service=none")["counts"] == []
+
+
+@pytest.mark.parametrize("query, parameter", [
+    ("by=colour", "by"), ("by=attr.", "by"), ("by=attr.a..b", "by"), ("by=attr.a'b", "by"),
+    ("interval=2h", "interval"), ("interval=1h&limit=5", "limit"), ("fill=true", "fill"),
+    ("fill=maybe&interval=1h", "fill"),
+    ("interval=1s&since=1d&fill=true", "interval"),  # 86,400 buckets
+])
+def test_stats_bad_parameters(client, query, parameter):
+    body = client.get(f"/logs/stats?{query}").get_json()
+    assert (body["error"], body["parameter"]) == ("invalid_parameter", parameter)
 
 
 # Export
@@ -406,7 +466,7 @@ def page_plan(query, position=None):
         ("order=desc", "USING INDEX log_record_timestamp"),
         ("service=api&min_severity=warn&since=1h", "USING INDEX log_record_service_timestamp"),
         ("severity=error&since=1h", "USING INDEX log_record_severity_rank_timestamp"),
-        ("trace_id=" + "a" * 32, "USING INDEX log_record_trace_id"),
+        ("trace_id=" + "a" * 32, "VIRTUAL TABLE INDEX"),  # log_record_trace
         ("q=invoice", "VIRTUAL TABLE INDEX"),
         ("q=invoice&since=1h", "VIRTUAL TABLE INDEX"),
     ],
@@ -423,7 +483,91 @@ def test_common_words_walk_the_time_index(app, monkeypatch):
     assert "SCAN t1 USING INDEX log_record_timestamp" in page_plan("q=invoice")
 
 
+def stats_plan(query):
+    pairs = [tuple(kv.split("=", 1)) for kv in query.split("&")]
+    params = load_params(STATS_SCHEMA, MultiDict(pairs))
+    interval = INTERVALS[params["interval"]] if "interval" in params else None
+    return plan(count_query(search.record_filter(params, now_micros()), params["by"], interval))
+
+
 def test_stats_by_severity_counts_in_the_index(app):
-    params = load_params(STATS_SCHEMA, MultiDict([("by", "severity"), ("since", "24h")]))
-    assert "USING COVERING INDEX log_record_severity_rank_timestamp" in plan(
-        count_query(search.record_filter(params, now_micros()), params["by"], None))
+    assert "USING COVERING INDEX log_record_severity_rank_timestamp" in stats_plan(
+        "by=severity&since=24h")
+
+
+@pytest.mark.parametrize("query, index", [
+    # No index holds hosts or attributes: the time range (or the service) bounds the rows read.
+    ("by=host&since=24h", "USING INDEX log_record_timestamp (timestamp>?)"),
+    ("by=attr.user.name&since=1h", "USING INDEX log_record_timestamp (timestamp>?)"),
+    ("by=host&service=api&since=1h", "USING INDEX log_record_service_timestamp (service=? AND"),
+    ("by=attr.status,severity&interval=5m&since=1h",
+     "USING INDEX log_record_severity_rank_timestamp (severity_rank=? AND timestamp>?)"),
+])
+def test_stats_by_host_and_attribute_read_an_index_range(app, query, index):
+    shape = stats_plan(query)
+    assert index in shape
+    assert "SCAN t1" not in shape
+
+
+# Histograms of time and severity alone are counted bucket by bucket: the same rows as the
+# grouped count, without sorting every row of the range.
+
+
+@pytest.fixture
+def spread(client):
+    """Records of every level over the last two hours, some sharing a timestamp."""
+    now = time.time()
+    levels = ["TRACE", "DEBUG", "INFO", "NOTICE", "WARN", "ERROR", "CRITICAL", "FATAL"]
+    ingest(client, [record(severity=levels[i * 7 % 8], timestamp=now - 7200 + (i // 2) * 37)
+                    for i in range(380)])
+    return now
+
+
+def loaded(query):
+    params = load_params(STATS_SCHEMA, MultiDict([tuple(kv.split("=", 1))
+                                                  for kv in query.split("&")]))
+    interval = INTERVALS[params["interval"]] if "interval" in params else None
+    return search.record_filter(params, now_micros()), params.get("by", []), interval
+
+
+@pytest.mark.parametrize("query", [
+    "interval=1m&since=3h",
+    "interval=5m&since=90m&by=severity",
+    "interval=10m&since=3h&min_severity=warn&by=severity",
+    "interval=1m&since=2h&severity=error,info,error",
+    "interval=15m&since=1d&min_severity=notice",
+    "interval=30s&since=1h&until=10m&by=severity",
+    "interval=1h&since=3h&severity=fatal&min_severity=error&by=severity",
+])
+def test_histograms_counted_by_bucket_equal_the_grouped_count(app, spread, query):
+    where, by, interval = loaded(query)
+    with database.connection_context():
+        assert sqlite_search.bucket_count_query(where, by, interval) is not None
+        grouped = sqlite_search.run(count_query(where, by, interval).dicts())
+        assert grouped and sqlite_search.counts(where, by, interval) == grouped
+
+
+@pytest.mark.parametrize("query", [
+    "interval=1m&since=1h&service=api", "interval=1m&since=1h&q=invoice",
+    "interval=1m&since=1h&by=service", "interval=1m", "by=severity&since=1h",
+    "interval=1s&since=2h",  # more buckets than seeks pay for
+])
+def test_other_histograms_are_grouped(app, spread, query):
+    with database.connection_context():
+        assert sqlite_search.bucket_count_query(*loaded(query)) is None
+
+
+@pytest.mark.parametrize("query, index", [
+    ("interval=5m&since=1d&by=severity",
+     "USING COVERING INDEX log_record_severity_rank_timestamp (severity_rank=? AND timestamp>?"),
+    ("interval=5m&since=1d", "USING COVERING INDEX log_record_timestamp (timestamp>? AND"),
+    ("interval=5m&since=1d&min_severity=error",
+     "USING COVERING INDEX log_record_severity_rank_timestamp (severity_rank=? AND timestamp>?"),
+])
+def test_histograms_by_bucket_count_in_an_index_without_sorting(app, spread, query, index):
+    with database.connection_context():
+        sql, parameters = sqlite_search.bucket_count_query(*loaded(query))
+        rows = database.execute_sql("EXPLAIN QUERY PLAN " + sql, parameters).fetchall()
+    shape = " | ".join(row[3] for row in rows)
+    assert index in shape
+    assert "TEMP B-TREE FOR GROUP BY" not in shape and "SCAN log_record" not in shape

@@ -86,8 +86,8 @@ def test_indexes_for_the_reads(app, db_path):
         }
     assert sorted(indexes.values()) == [
         ["service", "event_id"], ["service", "timestamp"], ["severity_rank", "timestamp"],
-        ["timestamp"], ["trace_id"],
-    ]
+        ["timestamp"],
+    ]  # trace ids are indexed in the full-text table log_record_trace
 
 
 def test_full_text_index_commits_with_the_records(client, db_path):
@@ -113,6 +113,22 @@ def test_deleted_records_leave_the_full_text_index(client, db_path):
     with sqlite3.connect(db_path) as db:
         db.execute("INSERT INTO log_record_fts (log_record_fts, rank)"
                    " VALUES ('integrity-check', 1)")
+
+
+def test_trace_ids_are_found_through_their_index_and_leave_it_with_their_records(client, db_path):
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    client.post("/ingest", json=[record(trace_id=trace), record(trace_id=trace.upper()),
+                                 record(trace_id="a" * 32), record()])
+    found = client.get(f"/logs?trace_id={trace}").get_json()["items"]
+    assert [item["id"] for item in found] == [2, 1]
+    with sqlite3.connect(db_path) as db:
+        assert db.execute("SELECT count(*) FROM log_record_trace WHERE log_record_trace MATCH ?",
+                          (f'"{trace}"',)).fetchone()[0] == 2
+        db.execute("DELETE FROM log_record WHERE id = 1")
+        db.execute("INSERT INTO log_record_trace (log_record_trace, rank)"
+                   " VALUES ('integrity-check', 1)")
+    found = client.get(f"/logs?trace_id={trace}").get_json()["items"]
+    assert [item["id"] for item in found] == [2]
 
 
 PROBE = """

@@ -165,29 +165,48 @@ class Writer:
 
     def _lead(self):
         """Prepare waiting batches, oldest first, and store them together."""
-        group, rows = [], 0
+        group = []
+        self._gather(group)
+        if not group:  # every batch was refused before storage: no write lock to take
+            return
+        try:
+            # Batches that arrive while the write lock is awaited join the group: a commit
+            # of their own would cost more than preparing them under the lock.
+            self.store_group(group, committed=lambda: self._answer(group), gather=self._gather)
+        except Exception as exc:
+            for batch in group:
+                if not batch.done:  # the group was not committed: none of it was stored
+                    batch.error = exc
+        self._answer(group)
+
+    def _gather(self, group):
+        """Prepare waiting batches, oldest first, into ``group`` until it holds GROUP_ROWS rows.
+
+        A batch refused before storage is answered at once and left out.
+        """
+        rows = sum(len(batch.rows) for batch in group)
         while rows < self.group_rows:
             with self._changed:
                 if not self._waiting:
-                    break
+                    return
                 batch = self._waiting.popleft()
             try:
                 self._prepare(batch)
             except Exception as exc:  # answered to that batch's own request
-                batch.error = exc
-                batch.done = True
+                with self._changed:
+                    batch.error = exc
+                    batch.done = True
+                    self._changed.notify_all()
                 continue
             group.append(batch)
             rows += len(batch.rows)
-        if not group:  # every batch was refused before storage: no write lock to take
-            return
-        try:
-            self.store_group(group)
-        except Exception as exc:  # each batch is atomic: none of the group was stored
+
+    def _answer(self, group):
+        """Let the group's threads answer (its commit is durable, or it failed)."""
+        with self._changed:
             for batch in group:
-                batch.error = exc
-        for batch in group:
-            batch.done = True
+                batch.done = True
+            self._changed.notify_all()
 
     def _prepare(self, batch):
         records = batch.read_records()
@@ -216,7 +235,7 @@ class Writer:
         batch.rows = [normalize(record, received_at, batch.caller.key_id) for record in valid]
         batch.rejected = errors
 
-    def store_group(self, batches):
+    def store_group(self, batches, committed=None, gather=None):
         """Store prepared batches in one transaction, committed on return; set each one's result.
 
         Records whose (service, event_id) is already stored, or comes earlier in
@@ -224,11 +243,14 @@ class Writer:
         recorded stores nothing and gets the recorded outcome back (or an error
         when the key came with another body). Every batch's rows get
         consecutive ids. A batch's own failure (its rate limit, its key) leaves
-        the rest of the group to commit.
+        the rest of the group to commit. ``committed()`` is called once it has;
+        ``gather(batches)``, once the write lock is held, may add batches to the group.
         """
         now = now_micros()
         keys_since = now - self.idempotency_ttl
-        with self.store.write() as transaction:
+        with self.store.write(committed) as transaction:
+            if gather is not None:
+                gather(batches)
             seen = set()  # events stored by earlier batches of the group
             for batch in batches:
                 try:

@@ -30,7 +30,13 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _ATTRIBUTE_KEY = re.compile(r"[A-Za-z0-9_\-]+(\.[A-Za-z0-9_\-]+)*\Z")
 _WORD = re.compile(r"\w")
 
-INTERVALS = {"1m": 60, "5m": 300, "1h": 3600, "1d": 86400}
+# Widths of a histogram's buckets, from which a chart picks one for its range.
+INTERVALS = {"1s": 1, "5s": 5, "10s": 10, "30s": 30, "1m": 60, "5m": 300, "10m": 600,
+             "15m": 900, "30m": 1800, "1h": 3600, "3h": 10800, "6h": 21600, "12h": 43200,
+             "1d": 86400}
+# What counts may be grouped by: a column, or an attribute key as the attr. filters name it.
+# (?![\s\S]) ends the text in both Python's and OpenAPI's (ECMA 262) regular expressions.
+_GROUPING = re.compile(r"^(severity|service|host|attr(\.[A-Za-z0-9_\-]+)+)(?![\s\S])")
 
 
 class Ago(int):
@@ -190,10 +196,22 @@ class LogPageSchema(LogFilterSchema):
 
 
 class LogStatsSchema(LogFilterSchema):
-    """GET /logs/stats: counts grouped by severity and/or service, and by time bucket."""
+    """GET /logs/stats: counts grouped by severity, service, host or an attribute, and by time
+    bucket, the empty buckets filled on request."""
 
-    by = fields.List(fields.String(validate=validate.OneOf(["severity", "service"])))
+    by = fields.List(fields.String(validate=validate.Regexp(
+        _GROUPING, error="One of severity, service, host, or attr.<key> (an attribute key: "
+                         "letters, digits, _ and -, nested with dots).")))
     interval = fields.String(validate=validate.OneOf(list(INTERVALS)))
+    fill = fields.Boolean(load_default=False, metadata={
+        "description": "With interval: every bucket from since (or the first one counted) to "
+                       "until (or now) is answered, an empty one as a row of count 0."})
+
+    @validates_schema
+    def check_fill(self, data, **kwargs):
+        if data.get("fill") and "interval" not in data:
+            raise ValidationError("fill needs interval: it fills the empty time buckets.",
+                                  "fill")
 
 
 class LogExportSchema(LogFilterSchema):

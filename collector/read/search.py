@@ -17,6 +17,7 @@ from ..times import format_micros, now_micros
 from .params import INTERVALS, encode_cursor, resolve_time
 
 FOLLOW_POLL_SECONDS = 0.2
+MAX_FILLED_BUCKETS = 10_000  # what a histogram may ask for; a chart shows a few hundred
 
 
 @dataclass
@@ -76,7 +77,8 @@ def find_page(store, params, fingerprint):
         end = Position.after(found[-1])
         next_cursor = encode_cursor(timestamp=end.timestamp, id=end.id, max_id=max_id, now=now,
                                     fingerprint=fingerprint)
-    return Page(_documents(found), _ms_since(started), next_cursor=next_cursor)
+    return Page(_documents(found), _ms_since(started), next_cursor=next_cursor,
+                next_after_id=max_id)
 
 
 def follow(store, params):
@@ -99,7 +101,12 @@ def count(store, params):
     """Counts of matching records, grouped by ``by`` dimensions and ``interval`` buckets."""
     started = time.perf_counter()
     interval = INTERVALS[params["interval"]] if "interval" in params else None
-    rows = store.counts(record_filter(params, now_micros()), params.get("by", []), interval)
+    now = now_micros()
+    where = record_filter(params, now)
+    rows = store.counts(where, params.get("by", []), interval)
+    if params["fill"]:
+        rows += _empty_buckets(rows, interval, where.since, now if where.until is None
+                               else where.until)
     if interval:  # time first, as charts read it
         rows.sort(key=lambda row: row["bucket"])
     counts = [_count_row(row) for row in rows]
@@ -115,14 +122,39 @@ def count_matching(store, params):
     return store.counts(record_filter(params, now_micros()), [], None)[0]["count"]
 
 
+def _empty_buckets(rows, interval, since, until):
+    """Rows of count 0 for the buckets of [since, until) that ``rows`` do not count.
+
+    Without ``since`` the range starts at the first bucket counted. A range of more
+    than MAX_FILLED_BUCKETS is an InvalidInput naming interval.
+    """
+    width = interval * 1_000_000
+    counted = {row["bucket"] for row in rows}
+    if since is None:
+        if not counted:
+            return []
+        since = min(counted)
+    first, last = since // width * width, (until - 1) // width * width
+    if (last - first) // width >= MAX_FILLED_BUCKETS:
+        raise InvalidInput("invalid_parameter",
+                           f"interval: over {MAX_FILLED_BUCKETS:,} buckets to fill; choose a "
+                           "wider interval or a shorter range", parameter="interval",
+                           errors={"interval": [f"Over {MAX_FILLED_BUCKETS:,} buckets to fill."]})
+    return [{"bucket": bucket, "count": 0} for bucket in range(first, last + 1, width)
+            if bucket not in counted]
+
+
 def _count_row(row):
     named = {}
     if "bucket" in row:
         named["start"] = format_micros(row["bucket"])
-    if "severity_rank" in row:
-        named["severity"] = LEVELS[row["severity_rank"]]
-    if "service" in row:
-        named["service"] = row["service"]
+    for name, value in row.items():
+        if name == "severity_rank":
+            named["severity"] = LEVELS[value]
+        elif name in ("service", "host"):
+            named[name] = value
+        elif name.startswith("attr."):
+            named.setdefault("attributes", {})[name[len("attr."):]] = value
     named["count"] = row["count"]
     return named
 

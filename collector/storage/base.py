@@ -186,8 +186,12 @@ class Store(ABC):
     # Writes
 
     @abstractmethod
-    def write(self):
-        """A context yielding a WriteTransaction, committed when the block ends cleanly."""
+    def write(self, committed=None):
+        """A context yielding a WriteTransaction, committed when the block ends cleanly.
+
+        ``committed()``, when given, is called as soon as the commit is durable,
+        before any housekeeping of the backend's that follows it (a checkpoint).
+        """
 
     # Reads
 
@@ -221,9 +225,13 @@ class Store(ABC):
 
     @abstractmethod
     def counts(self, where, by, interval):
-        """Counts of matching records as dicts: ``count`` and, grouped by ``by`` (of
-        "severity", "service"), ``severity_rank``, ``service``; with ``interval`` (seconds),
-        ``bucket`` (the µs its time bucket starts at)."""
+        """Counts of matching records as dicts: ``count`` and one key for each name in ``by``:
+        "severity" as ``severity_rank``, "service" as ``service``, "host" as ``host`` (None
+        for records without one), and "attr.<dotted key>" (a key as RecordFilter.attributes
+        names it) under that same name, holding the attribute's JSON value (str, int, float,
+        bool, list or dict; None where a record lacks it or it is null); with ``interval``
+        (seconds), ``bucket`` (the µs its time bucket starts at). Groups of several names
+        count each combination found."""
 
     # Patterns: the one miner's ledger (see ``ops.miner``), and its progress
 
@@ -300,8 +308,8 @@ class Store(ABC):
         """The Stats of the database."""
 
     @abstractmethod
-    def size_bytes(self):
-        """The database's size on disk, its log included."""
+    def gauges(self):
+        """The storage's own gauges for /metrics, measured now: (name, help, value) each."""
 
     @abstractmethod
     def readiness(self, min_free_mb):

@@ -23,8 +23,8 @@ from ..severity import CANONICAL, RANKS
 
 OPENAPI_VERSION = "3.0.3"
 
-# Served by the docs blueprint itself, or Flask's own: not part of the API.
-UNDOCUMENTED = {"static", "docs.asset"}
+# Assets of the documentation and of the explorer, or Flask's own: not part of the API.
+UNDOCUMENTED = {"static", "docs.asset", "explorer.static"}
 
 
 def _any_case(word):

@@ -56,8 +56,8 @@ class SqliteStore(Store):
     # Writes
 
     @contextlib.contextmanager
-    def write(self):
-        with write_transaction() as connection:
+    def write(self, committed=None):
+        with write_transaction(committed) as connection:
             yield SqliteWriteTransaction(connection)
 
     # Reads
@@ -87,7 +87,7 @@ class SqliteStore(Store):
 
     def counts(self, where, by, interval):
         with storage_errors(), self._patterns(where.pattern is not None):
-            return search.run(search.count_query(where, by, interval).dicts())
+            return search.counts(where, by, interval)
 
     def patterns(self, where, new_since, span, limit):
         with storage_errors(), self._patterns():
@@ -156,8 +156,8 @@ class SqliteStore(Store):
     def stats(self):
         return maintenance.stats(self.path)
 
-    def size_bytes(self):
-        return maintenance.size_bytes(self.path)
+    def gauges(self):
+        return maintenance.gauges(self.path)
 
     def readiness(self, min_free_mb):
         return maintenance.readiness(self.path, min_free_mb)

@@ -15,7 +15,7 @@ from ...retention import MICROS_PER_DAY, PruneReport
 from ...times import now_micros
 from ..base import Stats, megabytes
 from . import chain
-from .db import PAGE_SIZE, database, storage_errors, write_transaction
+from .db import PAGE_SIZE, database, storage_errors, write_transaction, writers_held
 from .migrations import LATEST_VERSION, current_version
 
 # A prune transaction is sized to hold the write lock about this long: how
@@ -78,32 +78,27 @@ def prune(retention, now, on_deleted=lambda count: None):
     condition, params = expired_sql(retention, now)
     select = _EXPIRED_IDS_SQL.format(condition=condition)
     position, size = (-(2**63), 0), FIRST_BATCH
-    # SQLite's automatic checkpoint runs inside COMMIT, after the lock is
-    # released: it would be timed as lock hold and upset the batch sizing.
-    # A checkpoint after each batch keeps the WAL as small.
-    with _pragma_set("wal_autocheckpoint", 0):
-        while True:
-            with database.atomic():  # one snapshot: a concurrent prune cannot cut a run short
-                rows = database.execute_sql(
-                    select, [*position, retention.expired_before(now), *params, size]
-                ).fetchall()
-                ids = [record_id for _, record_id in rows]
-                altered = chain.check_before_pruning(database.connection(), ids)
-            if not rows:
-                break
-            if altered:
-                raise MaintenanceError(
-                    f"refusing to prune record {altered.broken_at}: {altered.reason};"
-                    " the audit chain is broken there (make verify)"
-                )
-            deleted, hold = _delete_ids(ids)
-            database.execute_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            time.sleep(PAUSE_SECONDS)
-            report.deleted += deleted
-            report.holds.append(hold)
-            on_deleted(deleted)
-            position = rows[-1]
-            size = _next_batch_size(size, hold)
+    while True:
+        with database.atomic():  # one snapshot: a concurrent prune cannot cut a run short
+            rows = database.execute_sql(
+                select, [*position, retention.expired_before(now), *params, size]
+            ).fetchall()
+            ids = [record_id for _, record_id in rows]
+            altered = chain.check_before_pruning(database.connection(), ids)
+        if not rows:
+            break
+        if altered:
+            raise MaintenanceError(
+                f"refusing to prune record {altered.broken_at}: {altered.reason};"
+                " the audit chain is broken there (make verify)"
+            )
+        deleted, hold = _delete_ids(ids)
+        time.sleep(PAUSE_SECONDS)
+        report.deleted += deleted
+        report.holds.append(hold)
+        on_deleted(deleted)
+        position = rows[-1]
+        size = _next_batch_size(size, hold)
     report.space = reclaim_space()
     report.seconds = time.perf_counter() - started
     return report
@@ -121,7 +116,9 @@ def _pragma_set(name, value):
 
 def _delete_ids(ids):
     # The audit chain keeps the links of the pruned runs, and a checkpoint
-    # covering them, in the deleting transaction (see collector.audit).
+    # covering them, in the deleting transaction (see collector.audit). The hold
+    # is timed to the release of the writers' lock: the log's checkpoint, when
+    # one follows the commit, keeps the writers out too.
     with write_transaction() as connection:
         locked = time.perf_counter()
         change = chain.record_pruned(connection, ids)
@@ -155,13 +152,14 @@ def reclaim_space():
 
 def _checkpoint():
     # PASSIVE copies the WAL into the database without blocking anyone.
-    # TRUNCATE then blocks writers while it waits for readers to leave the
-    # WAL, so it waits only briefly, a few times.
+    # TRUNCATE then keeps the writers out while it waits for readers to leave
+    # the WAL, so it waits only briefly, a few times.
     database.execute_sql("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
     with _pragma_set("busy_timeout", TRUNCATE_WAIT_MS):
         for _attempt in range(TRUNCATE_ATTEMPTS):
             started = time.perf_counter()
-            busy, _, _ = database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            with writers_held():
+                busy, _, _ = database.execute_sql("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
             if not busy:
                 return f"WAL truncated in {1000 * (time.perf_counter() - started):.1f} ms"
             time.sleep(0.1)
@@ -308,9 +306,16 @@ def stats(database_path):
     )
 
 
-def size_bytes(database_path):
-    """The database file and its write-ahead log, in bytes."""
-    return _file_size(database_path) + _file_size(wal_path(database_path))
+def gauges(database_path):
+    """The sizes of the database file and of its write-ahead log, as /metrics gauges."""
+    wal = _file_size(wal_path(database_path))
+    return [
+        ("collector_database_size_bytes",
+         "Size of the database on disk, its write-ahead log included.",
+         _file_size(database_path) + wal),
+        ("collector_wal_size_bytes", "Size of SQLite's write-ahead log (WAL_MAX_MB bounds it).",
+         wal),
+    ]
 
 
 def wal_path(database_path):

@@ -129,6 +129,26 @@ MIGRATIONS = [
             " ON audit_checkpoint (after_id, id)",
         ],
     ),
+    (
+        6,
+        "trace ids indexed in a full-text table instead of a b-tree",
+        [
+            # A b-tree on random trace ids dirtied about one page per record (990 of a
+            # 1,000-record transaction's 2,100 pages at 1 M rows, measured): FTS5 writes
+            # a new segment per transaction instead, and merges segments in bulk.
+            """CREATE VIRTUAL TABLE IF NOT EXISTS log_record_trace USING fts5(
+                trace_id, content='log_record', content_rowid='id',
+                detail=none, columnsize=0, tokenize='ascii'
+            )""",
+            "INSERT INTO log_record_trace (log_record_trace) VALUES ('rebuild')",
+            """CREATE TRIGGER IF NOT EXISTS log_record_trace_delete AFTER DELETE ON log_record
+            WHEN old.trace_id IS NOT NULL BEGIN
+                INSERT INTO log_record_trace (log_record_trace, rowid, trace_id)
+                VALUES ('delete', old.id, old.trace_id);
+            END""",
+            "DROP INDEX IF EXISTS log_record_trace_id",
+        ],
+    ),
 ]
 
 LATEST_VERSION = MIGRATIONS[-1][0]

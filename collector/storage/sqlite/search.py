@@ -2,13 +2,15 @@
 follows and grouped counts. Every value reaches SQL as a bound parameter."""
 
 import contextlib
+from dataclasses import replace
 
+import orjson
 import peewee as pw
 
 from ...errors import InvalidInput
 from ...records import Stored
 from ...severity import RANKS
-from ..base import OPERATORS
+from ..base import OPERATORS, RecordFilter
 from .db import database
 from .models import LogRecord as R
 from .patterns import pattern_clause, with_pattern_ids
@@ -16,6 +18,7 @@ from .patterns import pattern_clause, with_pattern_ids
 _COLUMNS = [R.id, R.received_at, R.timestamp, R.service, R.severity, R.severity_rank, R.message,
             R.host, R.trace_id, R.span_id, R.attributes, R.event_id, R.api_key_id]
 _FTS_MATCH = "(SELECT rowid FROM log_record_fts WHERE log_record_fts MATCH ?)"
+_TRACE_MATCH = "(SELECT rowid FROM log_record_trace WHERE log_record_trace MATCH ?)"
 _FTS_COUNT = (
     "SELECT count(*) FROM (SELECT 1 FROM log_record_fts WHERE log_record_fts MATCH ? LIMIT ?)"
 )
@@ -55,6 +58,9 @@ def where_clauses(where):
     if where.host is not None:
         clauses.append(R.host == where.host)
     if where.trace_id is not None:
+        # The full-text table finds the candidates, the column keeps the match exact.
+        phrase = '"{}"'.format(where.trace_id.replace('"', '""'))
+        clauses.append(R.id.in_(pw.SQL(_TRACE_MATCH, (phrase,))))
         clauses.append(R.trace_id == where.trace_id)
     if where.api_key_id is not None:
         clauses.append(R.api_key_id == where.api_key_id)
@@ -63,9 +69,14 @@ def where_clauses(where):
     if where.pattern is not None:  # needs the patterns attached (patterns.attached)
         clauses.append(pattern_clause(where.pattern))
     for key, value in where.attributes.items():
-        path = "$." + ".".join(f'"{part}"' for part in key.split("."))
-        clauses.append(pw.fn.json_extract(R.attributes, path).in_(_attribute_values(value)))
+        clauses.append(pw.fn.json_extract(R.attributes, _json_path(key))
+                       .in_(_attribute_values(value)))
     return clauses
+
+
+def _json_path(key):
+    """The JSON path of a dotted attribute key (validated: letters, digits, _ and -)."""
+    return "$." + ".".join(f'"{part}"' for part in key.split("."))
 
 
 def _full_text_clause(expression):
@@ -135,11 +146,21 @@ def record_query(record_id):
     return with_pattern_ids(R.select(*_COLUMNS)).where(R.id == record_id).tuples()
 
 
+def counts(where, by, interval):
+    """The rows of Store.counts: a histogram bucket by bucket where it can, else grouped."""
+    bucketed = bucket_count_query(where, by, interval)
+    if bucketed is None:
+        return run(count_query(where, by, interval).dicts())
+    cursor = database.execute_sql(*bucketed)
+    names = [column[0] for column in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
 def count_query(where, by, interval):
     """The grouped COUNT query behind ``counts``."""
-    # The time bucket groups last: rows come from the (severity_rank | service,
-    # timestamp) indexes in that order, so SQLite groups them as they stream by.
-    dimensions = [R.severity_rank if name == "severity" else R.service for name in by]
+    # The time bucket groups last. SQLite cannot tell that a bucket follows the
+    # index's order, so it sorts the rows into groups in a temporary b-tree.
+    dimensions = [_dimension(name) for name in by]
     if interval:
         width = interval * 1_000_000
         dimensions.append((R.timestamp / width * width).alias("bucket"))
@@ -154,6 +175,74 @@ def count_query(where, by, interval):
     if dimensions:
         query = query.group_by(*dimensions).order_by(*dimensions)
     return query
+
+
+def _dimension(name):
+    """The grouped column of a ``by`` name (see Store.counts)."""
+    if name == "severity":
+        return R.severity_rank
+    if name == "service":
+        return R.service
+    if name == "host":
+        return R.host
+    # The attribute as JSON text (SQLite's ->), decoded: a string stays apart from the
+    # number it spells, and true from 1, as they are stored.
+    return (pw.fn.json(pw.Expression(R.attributes, "->", _json_path(name[len("attr."):])))
+            .python_value(_json_value).alias(name))
+
+
+def _json_value(text):
+    return None if text is None else orjson.loads(text)
+
+
+# A histogram with no filter but time and severity is counted bucket by bucket, one count of
+# an index range each (the (severity_rank, timestamp) index, or the time index), instead of
+# sorting every row of the range into its bucket: on 1,000,000 records over a week, by
+# severity in 3-hour buckets, 75-115 ms instead of 730-1,190 ms (measured on the 2-core
+# machine). Past this many buckets the seeks would cost more than the sort.
+MAX_SEEK_BUCKETS = 5000
+_BUCKETS = ("WITH RECURSIVE bucket(start) AS (SELECT ? UNION ALL SELECT start + ? FROM bucket"
+            " WHERE start < ?), ")
+_BUCKET_COUNT = ("(SELECT COUNT(*) FROM log_record WHERE {ranks} timestamp >= max(bucket.start, ?)"
+                 " AND timestamp < min(bucket.start + ?, ?)) AS count")
+
+
+def bucket_count_query(where, by, interval):
+    """The SQL and parameters of a histogram counted bucket by bucket (see MAX_SEEK_BUCKETS),
+    or None where the grouped count_query is the one to run."""
+    if (not interval or not set(by) <= {"severity"} or where.since is None
+            or replace(where, since=None, until=None, ranks=None, min_rank=None) != RecordFilter()):
+        return None
+    until = where.until
+    if until is None:
+        newest = database.execute_sql("SELECT max(timestamp) FROM log_record").fetchone()[0]
+        if newest is None:
+            return None
+        until = newest + 1
+    width = interval * 1_000_000
+    first, last = where.since // width * width, (until - 1) // width * width
+    if not 0 <= (last - first) // width < MAX_SEEK_BUCKETS:
+        return None
+    ranks = sorted(set(where.ranks if where.ranks is not None else RANKS.values()))
+    if where.min_rank is not None:
+        ranks = [rank for rank in ranks if rank >= where.min_rank]
+    if not ranks:
+        return None
+    bounds = [where.since, width, until]
+    values = ", ".join("(?)" for _ in ranks)
+    if "severity" in by:
+        count = _BUCKET_COUNT.format(ranks="severity_rank = rank.value AND")
+        sql = (f"{_BUCKETS}rank(value) AS (VALUES {values}), counted AS MATERIALIZED ("
+               f"SELECT rank.value AS severity_rank, bucket.start AS bucket, {count}"
+               " FROM rank, bucket) SELECT severity_rank, bucket, count FROM counted"
+               " WHERE count > 0 ORDER BY severity_rank, bucket")
+        return sql, [first, width, last, *ranks, *bounds]
+    restricted = len(ranks) < len(RANKS)
+    count = _BUCKET_COUNT.format(
+        ranks=f"severity_rank IN ({', '.join('?' for _ in ranks)}) AND" if restricted else "")
+    sql = (f"{_BUCKETS}counted AS MATERIALIZED (SELECT bucket.start AS bucket, {count}"
+           " FROM bucket) SELECT bucket, count FROM counted WHERE count > 0 ORDER BY bucket")
+    return sql, [first, width, last, *(ranks if restricted else []), *bounds]
 
 
 def stored(query):

@@ -22,9 +22,14 @@ INDEX_MESSAGES_SQL = (
     "INSERT INTO log_record_fts (rowid, message)"
     " SELECT id, message FROM log_record WHERE id BETWEEN ? AND ?"
 )
+INDEX_TRACES_SQL = (
+    "INSERT INTO log_record_trace (rowid, trace_id)"
+    " SELECT id, trace_id FROM log_record WHERE id BETWEEN ? AND ? AND trace_id IS NOT NULL"
+)
 _SELECT_ROWS_SQL = "SELECT {} FROM log_record WHERE id BETWEEN ? AND ? ORDER BY id".format(
     ", ".join(COLUMNS)
 )
+_TRACE_ID = COLUMNS.index("trace_id")  # rows may be plain tuples in COLUMNS order
 # SQLite binds at most 32,766 parameters a statement; event ids go a chunk at a time.
 _EVENTS_CHUNK = 500
 
@@ -40,6 +45,8 @@ def insert_rows(connection, rows):
     connection.executemany(INSERT_SQL, linked)
     first_id, last_id = linked[0][0], linked[-1][0]
     connection.execute(INDEX_MESSAGES_SQL, (first_id, last_id))
+    if any(row[_TRACE_ID] for row in rows):
+        connection.execute(INDEX_TRACES_SQL, (first_id, last_id))
     return first_id
 
 

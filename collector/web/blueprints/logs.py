@@ -29,6 +29,9 @@ class LogPageAnswerSchema(Schema):
 
     items = fields.List(fields.Nested(StoredRecordSchema), required=True)
     next_cursor = fields.String(required=True, allow_none=True)
+    next_after_id = fields.Integer(required=True, metadata={
+        "description": "The newest id the search (and its cursors) sees: follow with "
+                       "after_id=next_after_id to get the records stored since."})
     stats = fields.Nested(PageStatsSchema, required=True)
 
 
@@ -44,6 +47,10 @@ class CountRowSchema(Schema):
     start = fields.DateTime()
     severity = fields.String(validate=validate.OneOf(list(RANKS)))
     service = fields.String()
+    host = fields.String(allow_none=True, metadata={"description": "null: records without one."})
+    attributes = fields.Dict(keys=fields.String(), metadata={
+        "description": "by=attr.<key>: the attribute's value by key (null where a record "
+                       "lacks it)."})
     count = fields.Integer(required=True)
 
 
@@ -99,6 +106,7 @@ def list_logs(params):
                        stats={"took_ms": page.took_ms, "returned": len(page.items)})
     page = search.find_page(store(), params, query_fingerprint(request.args))
     response = jsonify(items=page.items, next_cursor=page.next_cursor,
+                       next_after_id=page.next_after_id,
                        stats={"took_ms": page.took_ms, "returned": len(page.items)})
     if page.next_cursor:
         args = [(k, v) for k, v in request.args.items(multi=True) if k != "cursor"]
@@ -116,7 +124,7 @@ def list_logs(params):
         **_READ_ERRORS}},
 )
 def log_stats(params):
-    """Counts of matching records by severity and/or service, and a time histogram."""
+    """Counts of matching records by severity, service, host or attributes, and a histogram."""
     return jsonify(search.count(store(), params))
 
 

@@ -23,8 +23,7 @@ def metrics():
     newest = store.newest_received_at()
     mining = mining_state(store, now_micros())
     gauges = [
-        ("collector_database_size_bytes",
-         "Size of the database on disk, its write-ahead log included.", store.size_bytes()),
+        *store.gauges(),
         ("collector_newest_record_age_seconds",
          "Seconds since the newest stored record was received.",
          None if newest is None else time.time() - newest / 1_000_000),
