@@ -10,6 +10,7 @@ looking at these same 16 samples: the figures are optimistic for other logs.
 
 import csv
 import random
+import statistics
 import threading
 import time
 import tracemalloc
@@ -137,14 +138,18 @@ def miner_memory(patterns):
     return {"patterns": found, "mib_per_10000": used / 2**20 * 10_000 / found}
 
 
-def ingest_cost(bench):
-    """1,000-record ingest with the miner off, then on; the lag of the patterns meanwhile."""
-    runs = {}
-    for name, setting in (("off", "off"), ("on", "on")):
-        runs[name] = _drive_with_lag(bench, f"patterns-{name}", {"PATTERN_MINER": setting})
-    off, on = runs["off"]["records_per_s"], runs["on"]["records_per_s"]
-    cost = 1 - on / off if off else None
-    return {"runs": runs, "cost": cost}
+def ingest_cost(bench, rounds):
+    """1,000-record ingest with the miner off and on, in alternating ``rounds`` (a busy
+    machine drifts: each on-run is compared with the off-run beside it); the lag of the
+    patterns meanwhile. The cost is the median of the rounds' costs."""
+    runs = {"off": [], "on": []}
+    for round_number in range(rounds):
+        for setting in ("off", "on"):
+            runs[setting].append(_drive_with_lag(
+                bench, f"patterns-{setting}-{round_number}", {"PATTERN_MINER": setting}))
+    costs = [1 - on["records_per_s"] / off["records_per_s"]
+             for off, on in zip(runs["off"], runs["on"], strict=True) if off["records_per_s"]]
+    return {"runs": runs, "costs": costs, "cost": statistics.median(costs) if costs else None}
 
 
 def _drive_with_lag(bench, name, env):
@@ -237,18 +242,25 @@ def patterns_section(bench):
     memory = figures["memory"] = miner_memory(1_000 if smoke else 10_000)
     rows.append(Row(f"miner memory per 10,000 patterns ({memory['patterns']:,} traced)",
                     f"{memory['mib_per_10000']:.1f} MiB"))
-    cost = figures["ingest"] = ingest_cost(bench)
-    off, on = cost["runs"]["off"], cost["runs"]["on"]
+    cost = figures["ingest"] = ingest_cost(bench, rounds=1 if smoke else 2)
+    offs, ons = cost["runs"]["off"], cost["runs"]["on"]
+    rates = " / ".join(f"{off['records_per_s']:,.0f} vs {on['records_per_s']:,.0f}"
+                       for off, on in zip(offs, ons, strict=True))
+    worst = max(ons, key=lambda run: run["max_lag_seconds"] or 0)
+    miner_cpu = [run["miner_cpu_us_per_record"] for run in ons
+                 if run.get("miner_cpu_us_per_record") is not None]
     rows += [
-        Row("1,000 records/request, miner off: records/s", f"{off['records_per_s']:,.0f}"),
-        Row("1,000 records/request, miner on: records/s", f"{on['records_per_s']:,.0f}"),
-        target_row("ingest cost of mining (1 - on/off)", cost["cost"], "{:.1%}",
+        Row("1,000 records/request: records/s, miner off vs on", rates),
+        Row("  each round's cost (1 - on/off)", " / ".join(f"{c:.1%}" for c in cost["costs"])),
+        target_row("ingest cost of mining, median of the rounds", cost["cost"], "{:.1%}",
                    f"<= {MAX_COST:.0%}", lambda c: c <= MAX_COST),
-        Row("miner on: records without a pattern, at most", _count(on["max_pending_records"])),
-        Row("miner on: oldest record without a pattern, at most", _seconds(on["max_lag_seconds"])),
-        Row("miner on: catch-up once the load stops", _seconds(on.get("catch_up_seconds"))),
-        Row("miner on: miner CPU per record", "n/a" if on.get("miner_cpu_us_per_record") is None
-            else f"{on['miner_cpu_us_per_record']:.1f} us"),
+        Row("miner on: records without a pattern, at most", _count(worst["max_pending_records"])),
+        Row("miner on: oldest record without a pattern, at most",
+            _seconds(worst["max_lag_seconds"])),
+        Row("miner on: catch-up once the load stops, at most",
+            _seconds(max((run.get("catch_up_seconds") or 0) for run in ons))),
+        Row("miner on: miner CPU per record",
+            f"{statistics.median(miner_cpu):.1f} us" if miner_cpu else "n/a"),
     ]
     return figures, rows
 

@@ -329,3 +329,18 @@ def test_pattern_miner_off_leaves_the_miner_out(tmp_path):
         assert server.miner_pids() == []
         status, answer = request(server.port, "GET", "/logs/patterns")
         assert json.loads(answer)["mining"]["pending_records"] == len(VM)
+
+
+@pytest.mark.e2e
+def test_the_miner_ends_with_the_server_even_stopped_as_it_starts(tmp_path):
+    from server import PROC, Server
+
+    seen = []
+    for attempt in range(3):
+        server = Server(tmp_path, tmp_path / f"collector-{attempt}.db")
+        with server:
+            seen += server.miner_pids()  # the stop comes while the miner may still boot
+    deadline = time.monotonic() + 10
+    while any((PROC / str(pid)).exists() for pid in seen) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert seen and not [pid for pid in seen if (PROC / str(pid)).exists()]

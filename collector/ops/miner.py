@@ -20,6 +20,7 @@ another CLI command.
 import ctypes
 import logging
 import os
+import signal
 import threading
 import time
 
@@ -107,8 +108,17 @@ def lower_priority():
 
 def name_process(name):
     """Name this process as ps and /proc/<pid>/comm show it (Linux; elsewhere nothing)."""
+    _prctl(15, name.encode()[:15])  # PR_SET_NAME
+
+
+def end_with_parent():
+    """Have the kernel send this process SIGTERM when its parent dies (Linux)."""
+    _prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _prctl(option, value):
     try:
-        ctypes.CDLL(None).prctl(15, name.encode()[:15], 0, 0, 0)  # PR_SET_NAME
+        ctypes.CDLL(None).prctl(option, value, 0, 0, 0)
     except (OSError, AttributeError):
         pass
 
