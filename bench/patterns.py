@@ -227,12 +227,15 @@ def patterns_section(bench):
         rows += [Row(f"{system}: grouping accuracy (Drain {PAPER_DRAIN[system]:.3f})",
                      f"{value:.3f}") for system, value in accuracy.items()]
         average = sum(accuracy.values()) / len(accuracy)
-        label = "all 16" if len(accuracy) == len(PAPER_DRAIN) else f"{len(accuracy)} systems"
-        rows.append(target_row(f"average, {label} (masks designed on these samples)",
-                               average, "{:.3f}", f">= {DRAIN_AVERAGE}",
-                               lambda a: a >= DRAIN_AVERAGE))
-        rows.append(target_row("lowest system", min(accuracy.values()), "{:.3f}",
-                               f">= {FLOOR}", lambda a: a >= FLOOR))
+        if len(accuracy) == len(PAPER_DRAIN):  # the targets are of all 16
+            rows.append(target_row("average of the 16 (masks designed on these samples)",
+                                   average, "{:.3f}", f">= {DRAIN_AVERAGE}",
+                                   lambda a: a >= DRAIN_AVERAGE))
+            rows.append(target_row("lowest system", min(accuracy.values()), "{:.3f}",
+                                   f">= {FLOOR}", lambda a: a >= FLOOR))
+        else:
+            rows.append(Row(f"average of {len(accuracy)} systems (all 16 without BENCH=smoke)",
+                            f"{average:.3f}"))
         speed = figures["speed"] = miner_speed(samples, rounds=1 if smoke else 3)
         rows.append(Row(f"miner alone, {speed['lines']:,} LogHub lines: lines/s (CPU)",
                         f"{speed['lines_per_s']:,.0f}"))
@@ -252,6 +255,9 @@ def patterns_section(bench):
     rows += [
         Row("1,000 records/request: records/s, miner off vs on", rates),
         Row("  each round's cost (1 - on/off)", " / ".join(f"{c:.1%}" for c in cost["costs"])),
+        Row("  workers' CPU per record, miner off vs on", " / ".join(
+            f"{_us(off['server_cpu_us_per_record'])} vs {_us(on['server_cpu_us_per_record'])}"
+            for off, on in zip(offs, ons, strict=True))),
         target_row("ingest cost of mining, median of the rounds", cost["cost"], "{:.1%}",
                    f"<= {MAX_COST:.0%}", lambda c: c <= MAX_COST),
         Row("miner on: records without a pattern, at most", _count(worst["max_pending_records"])),
@@ -259,10 +265,14 @@ def patterns_section(bench):
             _seconds(worst["max_lag_seconds"])),
         Row("miner on: catch-up once the load stops, at most",
             _seconds(max((run.get("catch_up_seconds") or 0) for run in ons))),
-        Row("miner on: miner CPU per record",
-            f"{statistics.median(miner_cpu):.1f} us" if miner_cpu else "n/a"),
+        Row("miner on: the miner's CPU per record (its own process)",
+            _us(statistics.median(miner_cpu)) if miner_cpu else "n/a"),
     ]
     return figures, rows
+
+
+def _us(value):
+    return "n/a" if value is None else f"{value:.1f} us"
 
 
 def _count(value):

@@ -165,6 +165,19 @@ def mine_command(once, store):
     click.echo(f"mined {mined:,} records")
 
 
+def _filter_options(command):
+    """The read API's main filters as options of ``command``."""
+    for option in reversed((
+        click.option("--since", help="RFC 3339 time or relative (15m, 2h, 7d)"),
+        click.option("--until", help="RFC 3339 time or relative; exclusive"),
+        click.option("--service", multiple=True, help="only these services (repeatable)"),
+        click.option("--min-severity", "min_severity", help="this level and above"),
+        click.option("--q", help="full-text query over messages"),
+    )):
+        command = option(command)
+    return command
+
+
 def _filter_args(filters):
     return MultiDict(
         [(name, value) for name, values in filters.items() if values
@@ -180,11 +193,7 @@ def _load(schema, filters):
 
 
 @click.command("patterns")
-@click.option("--since", help="RFC 3339 time or relative (15m, 2h, 7d)")
-@click.option("--until", help="RFC 3339 time or relative; exclusive")
-@click.option("--service", multiple=True, help="only these services (repeatable)")
-@click.option("--min-severity", "min_severity", help="this level and above")
-@click.option("--q", help="full-text query over messages")
+@_filter_options
 @click.option("--new-since", "new_since", help="only patterns first seen since then")
 @click.option("--limit", default="50", help="at most this many patterns (default 50)")
 @with_store
@@ -212,11 +221,7 @@ def _sparkline(counts):
 
 
 @click.command("export")
-@click.option("--since", help="RFC 3339 time or relative (15m, 2h, 7d)")
-@click.option("--until", help="RFC 3339 time or relative; exclusive")
-@click.option("--service", multiple=True, help="only these services (repeatable)")
-@click.option("--min-severity", "min_severity", help="this level and above")
-@click.option("--q", help="full-text query over messages")
+@_filter_options
 @click.option("--gzip", "compress", is_flag=True, help="gzip the output")
 @with_store
 def export_command(compress, store, **filters):
