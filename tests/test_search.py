@@ -1,6 +1,7 @@
 """GET /logs, /logs/stats and /logs/export: filters, full text, pages, follow, counts, plans."""
 
 import gzip
+import sqlite3
 import threading
 import time
 
@@ -11,7 +12,7 @@ from werkzeug.datastructures import MultiDict
 
 from collector.read import search
 from collector.read.params import INTERVALS, PAGE_SCHEMA, STATS_SCHEMA, load_params
-from collector.storage.base import Position
+from collector.storage.base import Position, RecordFilter
 from collector.storage.sqlite import search as sqlite_search
 from collector.storage.sqlite.db import database
 from collector.storage.sqlite.patterns import attached, path_beside
@@ -571,3 +572,44 @@ def test_histograms_by_bucket_count_in_an_index_without_sorting(app, spread, que
     shape = " | ".join(row[3] for row in rows)
     assert index in shape
     assert "TEMP B-TREE FOR GROUP BY" not in shape and "SCAN log_record" not in shape
+
+
+# Hourly counts: the stats they answer are those the records give
+
+
+def test_hourly_counts_answer_as_the_records_do(app, client, db_path):
+    hour = 3600
+    start = (int(time.time()) // hour - 40) * hour  # a whole hour, 40 hours back
+    ingest(client, [record(service=("api", "billing", "web")[i % 3],
+                           severity=("DEBUG", "INFO", "WARN", "ERROR")[i % 4],
+                           timestamp=start + i * 37 * 60 + i % 11) for i in range(60)])
+    base = start * 1_000_000
+    ranges = [(None, None), (base + 5 * 60_000_000, None), (None, base + 7 * 3600_000_000 + 1),
+              (base + 3600_000_000 + 17, base + 20 * 3600_000_000 - 9),
+              (base + 30 * 60_000_000, base + 50 * 60_000_000)]
+    shapes = [([], None), (["severity"], None), (["service"], 3600),
+              (["severity", "service"], 3600), (["severity"], 3 * 3600), ([], 86400)]
+    filters = [{}, {"services": ("api", "web")}, {"min_rank": 40}, {"ranks": (20, 60)}]
+
+    def both(where, by, interval):
+        with database.connection_context():
+            hourly = sqlite_search.hourly_counts(where, by, interval)
+            grouped = list(count_query(where, by, interval).dicts())
+        return hourly, grouped
+
+    for since, until in ranges:
+        for by, interval in shapes:
+            for extra in filters:
+                where = RecordFilter(since=since, until=until, **extra)
+                hourly, grouped = both(where, by, interval)
+                if hourly is None:  # a range within one hour: the records answer it
+                    assert since and until and until - since < 3600_000_000
+                    continue
+                key = lambda row: sorted(row.items())  # noqa: E731
+                assert sorted(hourly, key=key) == sorted(grouped, key=key), (where, by, interval)
+    # Deleted records (retention) leave the counts with them.
+    with sqlite3.connect(db_path) as db:
+        db.execute("DELETE FROM log_record WHERE id % 4 = 1")
+    hourly, grouped = both(RecordFilter(), ["severity", "service"], 3600)
+    assert hourly == grouped and sum(row["count"] for row in hourly) == 45
+    assert client.get("/logs/stats?by=severity").get_json()["total"] == 45

@@ -109,11 +109,13 @@ class WriteLock:
     checkpoint after a commit races the next writer, which takes the write lock
     the moment the commit releases it: the log is then never fully copied back
     when a writer starts, so SQLite never rewinds it, and it grows without bound
-    under sustained ingest (3 GB in 3 minutes, measured). Holding this lock
+    under sustained ingest (3 GB in 3 minutes, measured). Writers hold this lock
     (a thread lock, then an ``flock`` on ``<database>.write-lock``) from before
-    BEGIN IMMEDIATE until after the commit and its checkpoint lets no writer in
-    between, so each checkpoint empties the log. It also hands the lock on when
-    it is released, where SQLite's busy handler polls in sleeps of up to 100 ms.
+    BEGIN IMMEDIATE until after the commit; a writer that leaves the log past its
+    trigger copies it back while others go on writing, then takes the lock again
+    to copy the rest and empty the log with no writer in between. The lock also
+    hands over at once when released, where SQLite's busy handler polls in sleeps
+    of up to 100 ms.
     """
 
     # Between tries for the file lock, as another process holds it.
@@ -166,27 +168,39 @@ class WriteLock:
                 time.sleep(wait)
                 wait = min(wait * 2, self.LONGEST_WAIT)
 
-    def checkpoint_if_due(self, connection):
-        """Copy the log into the database and empty it, when it has grown past its trigger.
+    def checkpoint_due(self):
+        """Whether the log has grown past the size that calls for a checkpoint."""
+        return _file_size(self.wal_path) >= self.checkpoint_bytes
 
-        Called with the lock held, so only readers can stand in the way: one try
-        waits CHECKPOINT_BUSY_MS for them; past WAL_MAX_MB the writer keeps
-        trying for WAL_CHECKPOINT_WAIT seconds (back-pressure) before going on.
+    def checkpoint(self, connection):
+        """Copy the log into the database and empty it; called without the lock held.
+
+        The bulk is copied first (PASSIVE) while other writers go on; then, with
+        the lock, TRUNCATE copies what they added meanwhile and empties the log:
+        only readers can stand in its way, and one try waits CHECKPOINT_BUSY_MS
+        for them. Past WAL_MAX_MB the writer keeps trying for WAL_CHECKPOINT_WAIT
+        seconds (back-pressure on its own worker) before going on.
         """
-        size = _file_size(self.wal_path)
-        if size < self.checkpoint_bytes:
-            return
         started = time.perf_counter()
-        give_up = time.monotonic() + (self.checkpoint_wait if size >= self.max_bytes else 0)
-        connection.execute(f"PRAGMA busy_timeout = {self.CHECKPOINT_BUSY_MS}")
+        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        busy = True
         try:
-            while True:
-                busy, _, _ = connection.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-                if not busy or time.monotonic() >= give_up:
-                    break
-                time.sleep(0.005)
-        finally:
-            connection.execute(f"PRAGMA busy_timeout = {self.busy_timeout}")
+            with self.held():
+                size = _file_size(self.wal_path)
+                give_up = time.monotonic() + (self.checkpoint_wait if size >= self.max_bytes
+                                              else 0)
+                connection.execute(f"PRAGMA busy_timeout = {self.CHECKPOINT_BUSY_MS}")
+                try:
+                    while True:
+                        busy, _, _ = connection.execute(
+                            "PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                        if not busy or time.monotonic() >= give_up:
+                            break
+                        time.sleep(0.005)
+                finally:
+                    connection.execute(f"PRAGMA busy_timeout = {self.busy_timeout}")
+        except StorageBusy:  # the writes are committed: the next commit tries again
+            pass
         WAL_CHECKPOINTS.labels("busy" if busy else "emptied").observe(
             time.perf_counter() - started)
 
@@ -208,27 +222,30 @@ def write_transaction(committed=None):
     Writers queue on the WriteLock for up to WRITE_LOCK_TIMEOUT seconds; past
     that the write raises StorageBusy instead of failing late with "database is
     locked". After the commit, ``committed()`` is called, then the log is
-    checkpointed when due, before the next writer gets in. A full disk or a
+    checkpointed when due (see WriteLock.checkpoint). A full disk or a
     read-only file rolls the transaction back and raises StorageFull or
     StorageReadOnly.
     """
     asked = time.perf_counter()
-    with _write_lock.held(), storage_errors():
-        connection = database.connection()
-        connection.execute("BEGIN IMMEDIATE")
-        locked = time.perf_counter()
-        WRITE_LOCK_WAIT.observe(locked - asked)
-        try:
-            yield connection
-            connection.execute("COMMIT")
-        finally:
-            # SQLite may have rolled back already (it does on a full disk).
-            if connection.in_transaction:
-                connection.execute("ROLLBACK")
-            WRITE_TRANSACTION.observe(time.perf_counter() - locked)
-        if committed is not None:
-            committed()
-        _write_lock.checkpoint_if_due(connection)
+    with storage_errors():
+        with _write_lock.held():
+            connection = database.connection()
+            connection.execute("BEGIN IMMEDIATE")
+            locked = time.perf_counter()
+            WRITE_LOCK_WAIT.observe(locked - asked)
+            try:
+                yield connection
+                connection.execute("COMMIT")
+            finally:
+                # SQLite may have rolled back already (it does on a full disk).
+                if connection.in_transaction:
+                    connection.execute("ROLLBACK")
+                WRITE_TRANSACTION.observe(time.perf_counter() - locked)
+            if committed is not None:
+                committed()
+            due = _write_lock.checkpoint_due()
+        if due:
+            _write_lock.checkpoint(connection)
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@ event ids, idempotency keys and rate buckets."""
 
 import contextlib
 import math
+from collections import Counter
 
 import orjson
 
@@ -30,6 +31,13 @@ _SELECT_ROWS_SQL = "SELECT {} FROM log_record WHERE id BETWEEN ? AND ? ORDER BY 
     ", ".join(COLUMNS)
 )
 _TRACE_ID = COLUMNS.index("trace_id")  # rows may be plain tuples in COLUMNS order
+_TIMESTAMP, _SERVICE, _RANK = (COLUMNS.index(name)
+                               for name in ("timestamp", "service", "severity_rank"))
+HOUR = 3_600_000_000  # µs: the width of record_count's buckets
+_COUNT_SQL = (
+    "INSERT INTO record_count (hour, service, severity_rank, count) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT DO UPDATE SET count = count + excluded.count"
+)
 # SQLite binds at most 32,766 parameters a statement; event ids go a chunk at a time.
 _EVENTS_CHUNK = 500
 
@@ -47,6 +55,8 @@ def insert_rows(connection, rows):
     connection.execute(INDEX_MESSAGES_SQL, (first_id, last_id))
     if any(row[_TRACE_ID] for row in rows):
         connection.execute(INDEX_TRACES_SQL, (first_id, last_id))
+    counted = Counter((row[_TIMESTAMP] // HOUR, row[_SERVICE], row[_RANK]) for row in rows)
+    connection.executemany(_COUNT_SQL, [(*key, count) for key, count in counted.items()])
     return first_id
 
 
