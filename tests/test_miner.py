@@ -55,6 +55,8 @@ def test_every_mined_record_carries_its_pattern_and_the_filter_finds_them(app, c
     assert sorted(item["message"] for item in found) == sorted(
         r["message"] for r in VM if "Paused" in r["message"])
     assert client.get(f"/logs/stats?pattern={paused}").get_json()["total"] == 4
+    hourly = client.get(f"/logs/stats?pattern={paused}&by=severity,service&interval=1h&since=1d")
+    assert hourly.get_json()["total"] == 4  # not the hourly counts of every record
     exported = client.get(f"/logs/export?pattern={paused}").data.splitlines()
     assert {json.loads(line)["pattern_id"] for line in exported} == {paused} and len(exported) == 4
     assert client.get(f"/logs/{found[0]['id']}").get_json()["pattern_id"] == paused
