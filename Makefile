@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
 .DEFAULT_GOAL := help
-.PHONY: help run migrate test screenshots bench export prune backup restore verify key keys revoke stats lint clean
+.PHONY: help run migrate test screenshots bench export patterns mine prune backup restore verify key keys revoke stats lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,6 +47,14 @@ export: $(BIN)/.installed ## matching records as NDJSON on stdout (SINCE, UNTIL,
 	@$(FLASK) export $(if $(SINCE),--since '$(SINCE)') $(if $(UNTIL),--until '$(UNTIL)') \
 		$(foreach s,$(SERVICE),--service '$(s)') $(if $(MIN_SEVERITY),--min-severity '$(MIN_SEVERITY)') \
 		$(if $(Q),--q '$(Q)') $(if $(GZIP),--gzip)
+
+patterns: $(BIN)/.installed ## the patterns of the logs, most records first (SERVICE, SINCE, UNTIL, MIN_SEVERITY, Q, NEW_SINCE)
+	@$(FLASK) patterns $(if $(SINCE),--since '$(SINCE)') $(if $(UNTIL),--until '$(UNTIL)') \
+		$(foreach s,$(SERVICE),--service '$(s)') $(if $(MIN_SEVERITY),--min-severity '$(MIN_SEVERITY)') \
+		$(if $(Q),--q '$(Q)') $(if $(NEW_SINCE),--new-since '$(NEW_SINCE)')
+
+mine: $(BIN)/.installed ## run the pattern miner here, for PATTERN_MINER=off (ONCE=1: catch up, then exit)
+	@$(FLASK) mine $(if $(ONCE),--once)
 
 prune: $(BIN)/.installed ## delete records past their retention (RETENTION_DAYS, RETENTION_RULES), ingest goes on
 	@$(FLASK) prune

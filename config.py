@@ -124,6 +124,12 @@ class Config:
         self.PRUNE_INTERVAL = _integer(env, "PRUNE_INTERVAL", 0, minimum=0)
         self.BACKUP_DIR = env.get("BACKUP_DIR", "backups")
 
+        # Patterns: how alike two messages must be (the share of their words that agree)
+        # to share a template. Changing it mines every record again, with new pattern ids.
+        self.PATTERN_SIMILARITY = _number(env, "PATTERN_SIMILARITY", 0.7, minimum=0.0)
+        if self.PATTERN_SIMILARITY > 1:
+            raise ConfigError(f"PATTERN_SIMILARITY={self.PATTERN_SIMILARITY} is above 1")
+
         # Metrics: set by gunicorn.conf.py (from METRICS_DIR) so that workers add up
         # their samples there; unset, metrics are those of this process alone.
         self.PROMETHEUS_MULTIPROC_DIR = env.get("PROMETHEUS_MULTIPROC_DIR") or None
@@ -152,3 +158,5 @@ class ServerConfig:
         self.ACCESS_LOG = env.get("ACCESS_LOG", "1") not in ("0", "false", "no", "off")
         # Where workers keep their metrics' samples; empty: a fresh temporary directory.
         self.METRICS_DIR = env.get("METRICS_DIR", "").strip()
+        # The pattern miner, one process beside the workers (off: `flask --app wsgi mine`).
+        self.PATTERN_MINER = _choice(env, "PATTERN_MINER", "ON", ("ON", "OFF")) == "ON"

@@ -78,6 +78,12 @@ loglevel = _server.LOG_LEVEL
 logger_class = "collector.ops.logging.ProbeQuietLogger"
 logconfig_dict = collector_logging.logging_config(_server.LOG_LEVEL)
 
+# The pattern miner (collector/ops/miner.py): one process beside the workers, gunicorn's
+# dirty worker, which gunicorn starts, starts again when it dies, and stops with the server.
+# It mines at idle CPU priority, never in a request. PATTERN_MINER=off leaves it out.
+if _server.PATTERN_MINER:
+    dirty_apps = ["collector.ops.miner_worker:MinerApp"]
+    dirty_workers = 1
 
 
 # Hooks: every worker's metric samples, kept in files under _metrics_dir (see
@@ -93,6 +99,14 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid, str(_metrics_dir))
+
+
+def on_dirty_starting(arbiter):
+    """Name the miner's supervisor, so that it is told from the workers in ps."""
+    from collector.ops.miner import name_process
+    from collector.ops.miner_worker import ARBITER_NAME
+
+    name_process(ARBITER_NAME)
 
 
 def post_worker_init(worker):

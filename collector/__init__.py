@@ -18,7 +18,7 @@ from .retention import Retention
 from .web import auth, jsonprovider, requestid, timing
 from .web import errors as web_errors
 from .web.blueprints import audit as audit_views
-from .web.blueprints import docs, explorer, health, logs
+from .web.blueprints import docs, explorer, health, logs, patterns
 from .web.blueprints import ingest as ingest_views
 from .web.blueprints import metrics as metrics_views
 
@@ -57,6 +57,8 @@ def create_app(overrides=None):
         app.register_blueprint(bp)
     auth.protect(app, logs.bp, "read")
     app.register_blueprint(logs.bp)  # GET /logs, /logs/stats, /logs/export, /logs/<id>
+    auth.protect(app, patterns.bp, "read")
+    app.register_blueprint(patterns.bp)  # GET /logs/patterns
     auth.protect(app, metrics_views.bp, "read")
     app.register_blueprint(metrics_views.bp)  # GET /metrics
     app.register_blueprint(docs.bp)  # GET /openapi.json, /docs (Swagger UI): open

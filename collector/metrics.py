@@ -50,6 +50,12 @@ WRITE_TRANSACTION = Histogram(
     "collector_write_transaction_seconds",
     "Time a write transaction held the write lock, to its commit or rollback.",
 )
+PATTERN_DELAY = Histogram(
+    "collector_pattern_delay_seconds",
+    "Seconds from a record's receipt to its pattern, for the longest-waiting record of each"
+    " batch the miner saved.",
+    buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+)
 WAL_CHECKPOINTS = Histogram(
     "collector_wal_checkpoints_seconds",
     "Checkpoints of SQLite's write-ahead log after a commit, by result: emptied, or busy"

@@ -6,6 +6,7 @@ them, the read path turns them into documents. Times are integer microseconds
 since the epoch, UTC; ``attributes`` is the JSON text of an object.
 """
 
+from collections import namedtuple
 from typing import NamedTuple
 
 import orjson
@@ -34,14 +35,15 @@ class Row(NamedTuple):
 
 COLUMNS = Row._fields
 
-# A stored record as a backend reads it back: its id, then its columns.
-Stored = NamedTuple("Stored", [("id", int), *Row.__annotations__.items()])
+# A stored record as a backend reads it back: its id, its columns, then its pattern's id
+# (the canonical one, see collector.patterns; None until the miner has reached it).
+Stored = namedtuple("Stored", ["id", *COLUMNS, "pattern_id"], defaults=[None])
 
 
-def document(record_id, row):
+def document(record_id, row, pattern_id=None):
     """The JSON document of the record ``record_id``, its columns ``row`` in ``COLUMNS`` order."""
     (received_at, timestamp, service, severity, _rank, message, host, trace_id, span_id,
-     attributes, event_id, api_key_id) = row
+     attributes, event_id, api_key_id) = row[:len(COLUMNS)]
     return {
         "id": record_id,
         "received_at": format_micros(received_at),
@@ -56,6 +58,7 @@ def document(record_id, row):
         "attributes": orjson.Fragment(attributes or "{}"),
         "event_id": event_id,
         "api_key_id": api_key_id,
+        "pattern_id": pattern_id,
     }
 
 
@@ -80,3 +83,7 @@ class StoredRecordSchema(Schema):
     api_key_id = fields.Integer(required=True, allow_none=True,
                                 metadata={"description": "The API key that sent it; null when "
                                                          "none was needed."})
+    pattern_id = fields.Integer(required=True, allow_none=True,
+                                metadata={"description": "Its pattern (GET /logs/patterns): the "
+                                                         "id that stands for it now; null until "
+                                                         "the miner has reached the record."})

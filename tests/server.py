@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from collector.ops.miner_worker import ARBITER_NAME
+
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 BIN = Path(sys.executable).parent  # the venv's bin, where `make run` finds flask and gunicorn
@@ -113,14 +115,25 @@ class Server:
         return "\n".join(text.splitlines()[-lines:])
 
     def worker_pids(self):
-        """The pids of the master's children, the workers (empty without /proc)."""
-        pids = []
+        """The pids of the master's children but the miner's arbiter: the workers (empty
+        without /proc)."""
+        return [pid for pid, name in self._children(self.process.pid) if name != ARBITER_NAME]
+
+    def miner_pids(self):
+        """The pids of the pattern miner's process and of its arbiter (gunicorn's dirty ones)."""
+        arbiters = [pid for pid, name in self._children(self.process.pid) if name == ARBITER_NAME]
+        return arbiters + [pid for arbiter in arbiters for pid, _ in self._children(arbiter)]
+
+    @staticmethod
+    def _children(parent):
+        """(pid, command name) of the processes whose parent is ``parent``."""
+        found = []
         for entry in PROC.glob("[0-9]*"):
             stat = read_proc(entry / "stat")
             # The command name in parentheses may hold spaces: split after it.
-            if stat and int(stat.rpartition(")")[2].split()[1]) == self.process.pid:
-                pids.append(int(entry.name))
-        return pids
+            if stat and int(stat.rpartition(")")[2].split()[1]) == parent:
+                found.append((int(entry.name), stat.partition("(")[2].rpartition(")")[0]))
+        return found
 
 
 def read_proc(path):

@@ -338,7 +338,7 @@ def test_detail_keyboard_and_links(page, server, tmp_path):
     fields = dict(zip([e.text for e in detail.find_elements(By.TAG_NAME, "dt")],
                       [e.text for e in detail.find_elements(By.TAG_NAME, "dd")], strict=True))
     assert set(fields) == {"id", "timestamp", "received_at", "service", "severity", "host",
-                           "trace_id", "span_id", "event_id", "api_key_id"}
+                           "trace_id", "span_id", "event_id", "api_key_id", "pattern_id"}
     assert fields["service"] == "sshd" and fields["severity"] == first[2]
     assert first[4] in fields["timestamp"]  # local time, and the UTC time beside it
     assert page.find_element(By.ID, "detail-message").text == first[3]
@@ -486,3 +486,53 @@ def test_read_key_flow_on_a_server_that_requires_keys(tmp_path, browser):
         # The refusals were answers of the API; nothing else reached the console.
         assert all(" 401 " in e["message"] or " 403 " in e["message"]
                    for e in console_errors(browser)), console_errors(browser)
+
+
+def wait_mined(server):
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        status, body = request(server.port, "GET", "/logs/patterns?limit=1")
+        if status == 200 and not json.loads(body)["mining"]["pending_records"]:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the miner did not reach every record")
+
+
+def pattern_rows(driver):
+    """(id, count, template, service) of the patterns listed, top first."""
+    return [tuple(row) for row in driver.execute_script(
+        "return [...document.querySelectorAll('#patterns tr.pattern')].map(r => ["
+        "Number(r.dataset.id), Number(r.querySelector('.count').textContent.replace(/,/g, '')),"
+        "r.querySelector('.template button').textContent, r.querySelector('.service').textContent"
+        "])")]
+
+
+def test_patterns_tab_lists_the_patterns_and_narrows_to_one(page, server):
+    wait_mined(server)
+    open_explorer(page, server, "?service=sshd")  # other tests add services of their own
+    page.find_element(By.ID, "tab-patterns").click()
+    wait(page, lambda d: pattern_rows(d), "no pattern listed")
+    assert url_params(page)["view"] == "patterns"
+    listed = pattern_rows(page)
+    counts = [count for _, count, _, _ in listed]
+    assert counts == sorted(counts, reverse=True)
+    top_id, top_count, template, service = listed[0]
+    assert (service, template) == (
+        "sshd", "Failed password for invalid user admin from <IP> port <NUM> ssh2")
+    assert top_count == REPEAT + BURST
+    assert page.find_element(By.CSS_SELECTOR, "#patterns tr.pattern .sparkline").is_displayed()
+    assert accessibility_violations(page) == [], describe(accessibility_violations(page))
+
+    page.find_element(By.CSS_SELECTOR, "#patterns tr.pattern .template button").click()
+    wait_loaded(page)
+    wait(page, lambda d: len(rows(d)) == top_count, "the pattern's records are not listed")
+    assert url_params(page)["pattern"] == str(top_id) and "view" not in url_params(page)
+    assert {message for _, _, _, message, _ in rows(page)} == {LOGHUB[8][3]}
+    chip = page.find_element(By.CSS_SELECTOR, "#levels .chip.pattern")
+    chip.click()  # the filter taken out again
+    wait_loaded(page)
+    assert "pattern" not in url_params(page)
+
+    page.find_element(By.CSS_SELECTOR, "#results li.record").click()
+    same = wait(page, lambda d: d.find_element(By.ID, "same-pattern"), "no pattern link")
+    assert "pattern=" in same.get_attribute("href")

@@ -153,11 +153,12 @@ def encode(value):
 
 
 FILTERS = ["service", "severity", "min_severity", "since", "until", "host", "trace_id",
-           "api_key_id", "attr value", "attr key", "q"]
+           "api_key_id", "attr value", "attr key", "q", "pattern"]
 ENDPOINT_PARAMETERS = {
     "/logs": FILTERS + ["order", "limit", "cursor", "after_id", "wait"],
     "/logs/stats": FILTERS + ["by", "by attr", "interval", "fill"],
     "/logs/export": FILTERS + ["order"],
+    "/logs/patterns": FILTERS + ["new_since", "limit", "buckets"],
 }
 
 
@@ -265,6 +266,8 @@ def check_answer(response, path):
             assert "id" in orjson.loads(line)
     elif path == "/logs/stats":
         assert isinstance(response.get_json()["total"], int)
+    elif path == "/logs/patterns":
+        assert isinstance(response.get_json()["patterns"], list)
     else:
         assert isinstance(response.get_json()["items"], list)
 
@@ -277,10 +280,10 @@ def test_hostile_value_is_answered_and_stores_nothing(store, path, parameter, va
 
 
 def test_every_filter_and_value_is_covered():
-    from collector.read.params import EXPORT_SCHEMA, PAGE_SCHEMA, STATS_SCHEMA
+    from collector.read.params import EXPORT_SCHEMA, PAGE_SCHEMA, PATTERNS_SCHEMA, STATS_SCHEMA
 
     for path, schema in (("/logs", PAGE_SCHEMA), ("/logs/stats", STATS_SCHEMA),
-                         ("/logs/export", EXPORT_SCHEMA)):
+                         ("/logs/export", EXPORT_SCHEMA), ("/logs/patterns", PATTERNS_SCHEMA)):
         parameters = {name.split(" ")[0] for name in ENDPOINT_PARAMETERS[path]}
         assert set(schema.fields) == parameters, path  # a new filter joins the table
     assert len(HOSTILE) >= 60

@@ -69,19 +69,20 @@ def test_operations_answer_the_error_shape(document):
             "$ref": "#/components/schemas/Error"}
     assert "Retry-After" in ingest["503"]["headers"]
     assert document["components"]["schemas"]["Error"]["required"] == ["error", "message"]
-    for path in ("/logs", "/logs/stats", "/logs/export"):
+    for path in ("/logs", "/logs/stats", "/logs/export", "/logs/patterns"):
         assert "400" in document["paths"][path]["get"]["responses"]
     assert "404" in document["paths"]["/logs/{record_id}"]["get"]["responses"]
 
 
 def test_query_parameters_come_from_the_query_schemas(document):
     names = {path: {p["name"] for p in document["paths"][path]["get"]["parameters"]}
-             for path in ("/logs", "/logs/stats", "/logs/export")}
+             for path in ("/logs", "/logs/stats", "/logs/export", "/logs/patterns")}
     filters = {"service", "severity", "min_severity", "since", "until", "host", "trace_id",
-               "api_key_id", "q"}
+               "api_key_id", "q", "pattern"}
     assert names["/logs"] == filters | {"order", "limit", "cursor", "after_id", "wait"}
     assert names["/logs/stats"] == filters | {"by", "interval", "fill"}
     assert names["/logs/export"] == filters | {"order"}
+    assert names["/logs/patterns"] == filters | {"new_since", "limit", "buckets"}
     limit = next(p for p in document["paths"]["/logs"]["get"]["parameters"]
                  if p["name"] == "limit")
     assert limit["schema"] == {"type": "integer", "default": 100, "minimum": 1, "maximum": 1000}

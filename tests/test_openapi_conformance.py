@@ -34,7 +34,7 @@ def test_answers_conform_to_the_document(app):
     for result in schema.get_all_operations():
         run_operation(result.ok(), cases)
     print(f"schemathesis: {len(cases)} operations, {sum(cases.values())} cases: {dict(cases)}")
-    assert len(cases) == 5  # POST /ingest and the four GET /logs...
+    assert len(cases) == 6  # POST /ingest and the five GET /logs...
 
 
 def run_operation(operation, cases):

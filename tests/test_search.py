@@ -15,6 +15,7 @@ from collector.read.params import INTERVALS, PAGE_SCHEMA, STATS_SCHEMA, load_par
 from collector.storage.base import Position, RecordFilter
 from collector.storage.sqlite import search as sqlite_search
 from collector.storage.sqlite.db import database
+from collector.storage.sqlite.patterns import attached, path_beside
 from collector.storage.sqlite.search import count_query, page_query
 from collector.times import now_micros
 
@@ -447,7 +448,7 @@ def test_export_command(runner, client, corpus):
 
 def plan(query):
     sql, params = query.sql()
-    with database.connection_context():
+    with database.connection_context(), attached(path_beside(database.database)):
         rows = database.execute_sql("EXPLAIN QUERY PLAN " + sql, params).fetchall()
     return " | ".join(row[3] for row in rows)
 

@@ -19,16 +19,18 @@ from werkzeug.datastructures import MultiDict
 from .. import keys
 from ..errors import CollectorError, MaintenanceError, StorageUnavailable
 from ..read.export import ndjson_stream
-from ..read.params import EXPORT_SCHEMA, load_params
-from ..read.search import count_matching, export_documents
+from ..read.params import EXPORT_SCHEMA, PATTERNS_SCHEMA, load_params
+from ..read.search import count_matching, export_documents, find_patterns
 from ..storage.base import megabytes
 from ..times import format_micros, now_micros
+from . import miner
 
 
 def init_app(app):
     """Register the commands on ``app``'s CLI."""
     for command in (migrate_command, export_command, prune_command, backup_command,
-                    restore_command, stats_command, keys_command, verify_command):
+                    restore_command, stats_command, keys_command, verify_command,
+                    mine_command, patterns_command):
         app.cli.add_command(command)
 
 
@@ -137,24 +139,94 @@ def verify_command(store):
         sys.exit(1)
 
 
+@click.command("mine")
+@click.option("--once", is_flag=True, help="mine the records stored so far, then exit")
+@with_store
+def mine_command(once, store):
+    """Run the pattern miner here (gunicorn runs one unless PATTERN_MINER=off).
+
+    It mines only while no other miner does: otherwise it waits as a standby. Ctrl-C stops it.
+    """
+    similarity = current_app.config["PATTERN_SIMILARITY"]
+    if not once:
+        miner.lower_priority()
+        thread = miner.MinerThread(store, similarity)
+        thread.start()
+        try:
+            while thread.is_alive():
+                thread.join(1.0)
+        except KeyboardInterrupt:
+            thread.stop()
+        return
+    with store.pattern_miner() as ledger:
+        if ledger is None:
+            raise click.ClickException("another pattern miner is running")
+        mined = miner.Miner(ledger, similarity).catch_up()
+    click.echo(f"mined {mined:,} records")
+
+
+def _filter_options(command):
+    """The read API's main filters as options of ``command``."""
+    for option in reversed((
+        click.option("--since", help="RFC 3339 time or relative (15m, 2h, 7d)"),
+        click.option("--until", help="RFC 3339 time or relative; exclusive"),
+        click.option("--service", multiple=True, help="only these services (repeatable)"),
+        click.option("--min-severity", "min_severity", help="this level and above"),
+        click.option("--q", help="full-text query over messages"),
+    )):
+        command = option(command)
+    return command
+
+
+def _filter_args(filters):
+    return MultiDict(
+        [(name, value) for name, values in filters.items() if values
+         for value in (values if isinstance(values, tuple) else [values])]
+    )
+
+
+def _load(schema, filters):
+    try:
+        return load_params(schema, _filter_args(filters))
+    except CollectorError as exc:
+        raise click.UsageError(exc.message) from None
+
+
+@click.command("patterns")
+@_filter_options
+@click.option("--new-since", "new_since", help="only patterns first seen since then")
+@click.option("--limit", default="50", help="at most this many patterns (default 50)")
+@with_store
+def patterns_command(store, **filters):
+    """Print the patterns of the matching records, most records first."""
+    found = find_patterns(store, _load(PATTERNS_SCHEMA, filters))
+    rows = [(f"{p['count']:,}", str(p["id"]), p["service"], p["last_seen"][:19],
+             _sparkline(p["counts"]), p["template"]) for p in found["patterns"]]
+    header = ("records", "id", "service", "last seen", "over time", "template")
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+    for row in [header, *rows]:
+        cells = [cell.rjust(w) if i == 0 else cell.ljust(w)
+                 for i, (cell, w) in enumerate(zip(row, widths, strict=False))]
+        click.echo("  ".join([*cells, row[-1]]))
+    mining = found["mining"]
+    if mining["pending_records"]:
+        click.echo(f"({mining['pending_records']:,} records not mined yet, the oldest received"
+                   f" {mining['lag_seconds']:,.0f} s ago)", err=True)
+
+
+def _sparkline(counts):
+    bars = " ▁▂▃▄▅▆▇█"
+    top = max(counts, default=0)
+    return "".join(bars[-(-8 * n // top)] if top else " " for n in counts)
+
+
 @click.command("export")
-@click.option("--since", help="RFC 3339 time or relative (15m, 2h, 7d)")
-@click.option("--until", help="RFC 3339 time or relative; exclusive")
-@click.option("--service", multiple=True, help="only these services (repeatable)")
-@click.option("--min-severity", "min_severity", help="this level and above")
-@click.option("--q", help="full-text query over messages")
+@_filter_options
 @click.option("--gzip", "compress", is_flag=True, help="gzip the output")
 @with_store
 def export_command(compress, store, **filters):
     """Write every matching record to stdout as NDJSON, oldest first."""
-    args = MultiDict(
-        [(name, value) for name, values in filters.items() if values
-         for value in (values if isinstance(values, tuple) else [values])]
-    )
-    try:
-        params = load_params(EXPORT_SCHEMA, args)
-    except CollectorError as exc:
-        raise click.UsageError(exc.message) from None
+    params = _load(EXPORT_SCHEMA, filters)
     started, size = time.monotonic(), 0
     out = sys.stdout.buffer
     # stdout is the data: the bar and the summary go to stderr, the bar only

@@ -157,6 +157,10 @@ class LogFilterSchema(Schema):
     trace_id = HexId(32)
     api_key_id = fields.Integer(validate=validate.Range(min=0, max=2**63 - 1))
     q = FullTextQuery()
+    pattern = fields.Integer(validate=validate.Range(min=1, max=2**63 - 1),
+                             metadata={"description": "A pattern's id (GET /logs/patterns): the "
+                                                      "records of its pattern as it stands now, "
+                                                      "an old id of a merged pattern included."})
     attr = fields.Dict(
         keys=fields.String(validate=validate.Regexp(
             _ATTRIBUTE_KEY, error="Attribute keys are letters, digits, _ and -, nested with dots."
@@ -216,11 +220,24 @@ class LogExportSchema(LogFilterSchema):
     order = fields.String(load_default="asc", validate=validate.OneOf(["asc", "desc"]))
 
 
+class LogPatternsSchema(LogFilterSchema):
+    """GET /logs/patterns: filters, patterns first seen since a time, and the sparkline."""
+
+    new_since = TimeBound(metadata={"description": "Only the patterns whose first record ever "
+                                                   "is this recent (RFC 3339 or relative)."})
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
+    buckets = fields.Integer(load_default=24, validate=validate.Range(1, 200),
+                             metadata={"description": "Time buckets of each pattern's counts, "
+                                                      "over since..until (default: the first "
+                                                      "matching record..now)."})
+
+
 _LIST_PARAMETERS = {"service", "severity", "by"}
 
 PAGE_SCHEMA = LogPageSchema()
 STATS_SCHEMA = LogStatsSchema()
 EXPORT_SCHEMA = LogExportSchema()
+PATTERNS_SCHEMA = LogPatternsSchema()
 
 
 def load_params(schema, args):

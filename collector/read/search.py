@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from .. import records
 from ..errors import InvalidInput, NotFound
 from ..severity import LEVELS, RANKS
-from ..storage.base import Position, RecordFilter
+from ..storage.base import Position, RecordFilter, Span
 from ..times import format_micros, now_micros
 from .params import INTERVALS, encode_cursor, resolve_time
 
@@ -44,6 +44,7 @@ def record_filter(params, now):
         api_key_id=params.get("api_key_id"),
         text=params.get("q"),
         attributes=params.get("attr", {}),
+        pattern=params.get("pattern"),
     )
 
 
@@ -158,6 +159,65 @@ def _count_row(row):
     return named
 
 
+def find_patterns(store, params):
+    """The patterns of the records matching ``params``, most records first, with a sparkline
+    of each over the query's time range and how far the miner has come."""
+    started = time.perf_counter()
+    now = now_micros()
+    where = record_filter(params, now)
+    new_since = resolve_time(params["new_since"], now) if "new_since" in params else None
+    span = _span(store, where, params["buckets"], now)
+    found = store.patterns(where, new_since, span, params["limit"])
+    return {
+        "patterns": [{
+            "id": summary.id,
+            "service": summary.service,
+            "template": summary.text,
+            "count": summary.records,
+            "first_seen": format_micros(summary.first_seen),
+            "last_seen": format_micros(summary.last_seen),
+            "first_seen_ever": (None if summary.first_ever is None
+                                else format_micros(summary.first_ever)),
+            "sample_id": summary.sample_id,
+            "counts": summary.counts,
+        } for summary in found],
+        "span": None if span is None else {
+            "start": format_micros(span.start),
+            "interval_seconds": span.width / 1e6,
+            "buckets": span.buckets,
+        },
+        "mining": mining_state(store, now),
+        "stats": {"took_ms": _ms_since(started), "returned": len(found)},
+    }
+
+
+def _span(store, where, buckets, now):
+    """The sparkline's buckets: since..until, or the first matching record..now (None when
+    that range is empty)."""
+    start, end = where.since, where.until or now
+    if start is None:
+        first = store.page(where, "asc", None, 1, store.newest_id())
+        if not first:
+            return None
+        start = first[0].timestamp
+    start = max(start, 0)  # no record is older than 1970 (a far relative since would be)
+    if start >= end:
+        return None  # an empty range: nothing to draw
+    return Span(start, -(-max(end - start, 1) // buckets), buckets)  # rounded up: end is in
+
+
+def mining_state(store, now):
+    """How far the pattern miner has come: the last record id mined, the records still
+    without a pattern, and the age of the oldest of them."""
+    progress = store.mining_progress()
+    oldest = progress.oldest_unmined_received_at
+    return {
+        "mined_id": progress.mined_id,
+        "pending_records": max(0, progress.newest_id - progress.mined_id),
+        "lag_seconds": 0.0 if oldest is None else round(max(0, now - oldest) / 1e6, 3),
+    }
+
+
 def export_documents(store, params, chunk=1000):
     """Every matching record as a document, read in keyset chunks: constant memory.
 
@@ -179,7 +239,7 @@ def _export_chunks(store, where, order, max_id, found, chunk):
 
 
 def _documents(found):
-    return [records.document(stored.id, stored[1:]) for stored in found]
+    return [records.document(stored.id, stored[1:], stored.pattern_id) for stored in found]
 
 
 def _ms_since(started):

@@ -47,6 +47,7 @@ class RecordFilter:
     api_key_id: int | None = None
     text: tuple | None = None  # Terms and OPERATORS, in query order
     attributes: dict = field(default_factory=dict)  # dotted key path -> the value as text
+    pattern: int | None = None  # a pattern id: the records of the pattern that stands for it now
 
 
 @dataclass
@@ -62,6 +63,39 @@ class Stats:
     free_bytes: int
     per_service: list  # (service, records), most records first
     per_severity: list  # (severity, records), lowest level first
+
+
+@dataclass(frozen=True)
+class Span:
+    """The time buckets of a sparkline: ``buckets`` of ``width`` µs from ``start`` µs on."""
+
+    start: int
+    width: int
+    buckets: int
+
+
+@dataclass
+class PatternSummary:
+    """A pattern (by its canonical id) among the records a read matches."""
+
+    id: int
+    service: str
+    text: str  # its template now, masks by name
+    records: int  # matching records
+    first_seen: int  # µs: the earliest timestamp among them
+    last_seen: int
+    sample_id: int  # the newest of them
+    first_ever: int | None  # µs: when any record of it was first seen, matching or not
+    counts: list  # matching records in each bucket of the Span (empty without one)
+
+
+@dataclass
+class MiningProgress:
+    """How far the miner has come: ``mined_id`` is the last record id that has its pattern."""
+
+    mined_id: int
+    newest_id: int
+    oldest_unmined_received_at: int | None  # µs; None when every record is mined
 
 
 def megabytes(size):
@@ -184,6 +218,12 @@ class Store(ABC):
         in id order."""
 
     @abstractmethod
+    def patterns(self, where, new_since, span, limit):
+        """Up to ``limit`` PatternSummary of the records matching ``where`` (each record under
+        its pattern's canonical id), most records first; with ``new_since`` (µs) only those
+        first seen then or later; ``counts`` over the Span ``span`` (None: no counts)."""
+
+    @abstractmethod
     def counts(self, where, by, interval):
         """Counts of matching records as dicts: ``count`` and one key for each name in ``by``:
         "severity" as ``severity_rank``, "service" as ``service``, "host" as ``host`` (None
@@ -192,6 +232,17 @@ class Store(ABC):
         bool, list or dict; None where a record lacks it or it is null); with ``interval``
         (seconds), ``bucket`` (the µs its time bucket starts at). Groups of several names
         count each combination found."""
+
+    # Patterns: the one miner's ledger (see ``ops.miner``), and its progress
+
+    @abstractmethod
+    def pattern_miner(self):
+        """A context that holds the one miner lock of every process and instance, yielding
+        the MinerLedger, or None while another miner holds it."""
+
+    @abstractmethod
+    def mining_progress(self):
+        """The MiningProgress of the miner."""
 
     # API keys
 
@@ -263,6 +314,37 @@ class Store(ABC):
     @abstractmethod
     def readiness(self, min_free_mb):
         """{check: None when it passes, else what is wrong}."""
+
+
+class MinerLedger(ABC):
+    """What the one miner reads and writes, under its lock.
+
+    Patterns are derived data: the records stay the truth, and a state that is lost or of
+    another generation (settings that group otherwise) is mined again from the first
+    record on.
+    """
+
+    @abstractmethod
+    def load(self, generation):
+        """(the last record id mined, its patterns.index.ClusterRows and Patterns in id order)
+        as saved for ``generation``; a state of another generation is dropped first, and
+        none saved is (0, [], [])."""
+
+    @abstractmethod
+    def unmined(self, after_id, limit):
+        """Up to ``limit`` records after id ``after_id``, in id order, as tuples
+        (id, service, message, timestamp, received_at)."""
+
+    @abstractmethod
+    def save(self, changes, mined_id):
+        """Save a patterns.index.Changes and ``mined_id``, the last record mined, in one
+        transaction: a record's pattern, the state that gave it and the progress commit
+        together."""
+
+    @abstractmethod
+    def forget_pruned(self, after_id, limit):
+        """Drop the patterns of pruned records among the ``limit`` record ids after
+        ``after_id`` that have one; the last id looked at, or None past the end."""
 
 
 class PruneSchedule(ABC):

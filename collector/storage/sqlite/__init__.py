@@ -9,7 +9,7 @@ maintenance and the prune lock file.
 import contextlib
 
 from ..base import Store
-from . import chain, keys, maintenance, prune_lock, search
+from . import chain, keys, maintenance, patterns, prune_lock, search
 from .db import configure, database, storage_errors, write_transaction
 from .migrations import LATEST_VERSION, current_version, migrate
 from .models import LogRecord
@@ -23,6 +23,8 @@ class SqliteStore(Store):
 
     def __init__(self, path, config):
         self.path = path
+        self.patterns_path = patterns.path_beside(path)
+        self.lock_timeout = config["WRITE_LOCK_TIMEOUT"]
         configure(path, config)
 
     # Lifecycle
@@ -43,7 +45,9 @@ class SqliteStore(Store):
     # Schema
 
     def migrate(self):
-        return migrate()
+        applied = migrate()
+        patterns.migrate(self.patterns_path, self.lock_timeout)  # derived data: not versioned here
+        return applied
 
     def schema_version(self):
         with storage_errors():
@@ -69,21 +73,37 @@ class SqliteStore(Store):
                     .order_by(LogRecord.id.desc()).limit(1).scalar())
 
     def record(self, record_id):
-        with storage_errors():
+        with storage_errors(), self._patterns():
             found = search.stored(search.record_query(record_id))
         return found[0] if found else None
 
     def page(self, where, order, after, limit, max_id):
-        with storage_errors():
+        with storage_errors(), self._patterns():
             return search.stored(search.page_query(where, order, after, limit, max_id))
 
     def follow(self, where, after_id, max_id, limit):
-        with storage_errors():
+        with storage_errors(), self._patterns():
             return search.stored(search.follow_query(where, after_id, max_id, limit))
 
     def counts(self, where, by, interval):
-        with storage_errors():
+        with storage_errors(), self._patterns(where.pattern is not None):
             return search.counts(where, by, interval)
+
+    def patterns(self, where, new_since, span, limit):
+        with storage_errors(), self._patterns():
+            return patterns.summaries(search.where_clauses(where), new_since, span, limit)
+
+    def _patterns(self, needed=True):
+        return patterns.attached(self.patterns_path) if needed else contextlib.nullcontext()
+
+    # Patterns
+
+    def pattern_miner(self):
+        return patterns.miner_ledger(self.path, self.patterns_path, self.lock_timeout)
+
+    def mining_progress(self):
+        with storage_errors():
+            return patterns.progress(self.patterns_path)
 
     # API keys
 
@@ -131,6 +151,7 @@ class SqliteStore(Store):
 
     def restore(self, source):
         maintenance.restore(source, self.path)
+        patterns.reset(self.patterns_path, self.lock_timeout)  # mined again, from the first
 
     def stats(self):
         return maintenance.stats(self.path)

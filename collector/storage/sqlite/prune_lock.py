@@ -22,15 +22,23 @@ def lock_path(database_path):
 @contextlib.contextmanager
 def held(database_path):
     """Hold the prune lock for the block, yielding the schedule; None when another holds it."""
-    fd = os.open(lock_path(database_path), os.O_RDWR | os.O_CREAT, 0o644)
+    with exclusive(lock_path(database_path)) as lock_file:
+        yield None if lock_file is None else _FileSchedule(lock_file)
+
+
+@contextlib.contextmanager
+def exclusive(path):
+    """Hold a non-blocking ``flock`` on the file ``path`` for the block, yielding the open
+    file; None when another process holds it (the miner's lock is one too)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     # Closing the file releases the lock, as the death of the process does.
     with os.fdopen(fd, "r+", encoding="utf-8") as lock_file:
         try:
             fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            yield None  # another process is pruning
+            yield None
             return
-        yield _FileSchedule(lock_file)
+        yield lock_file
 
 
 def peek(database_path):

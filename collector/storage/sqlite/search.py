@@ -13,6 +13,7 @@ from ...severity import RANKS
 from ..base import OPERATORS, RecordFilter
 from .db import database
 from .models import LogRecord as R
+from .patterns import pattern_clause, with_pattern_ids
 from .writes import HOUR
 
 _COLUMNS = [R.id, R.received_at, R.timestamp, R.service, R.severity, R.severity_rank, R.message,
@@ -66,6 +67,8 @@ def where_clauses(where):
         clauses.append(R.api_key_id == where.api_key_id)
     if where.text is not None:
         clauses.append(_full_text_clause(fts5_expression(where.text)))
+    if where.pattern is not None:  # needs the patterns attached (patterns.attached)
+        clauses.append(pattern_clause(where.pattern))
     for key, value in where.attributes.items():
         clauses.append(pw.fn.json_extract(R.attributes, _json_path(key))
                        .in_(_attribute_values(value)))
@@ -114,7 +117,7 @@ def _attribute_values(text):
 def page_query(where, order, after, limit, max_id):
     """The query of records after Position ``after`` in (timestamp, id) ``order``, among
     records up to ``max_id``."""
-    query = R.select(*_COLUMNS).where(R.id <= max_id, *where_clauses(where))
+    query = with_pattern_ids(R.select(*_COLUMNS)).where(R.id <= max_id, *where_clauses(where))
     if after:
         timestamp, record_id = after
         # The plain range on timestamp lets SQLite seek in its index; the
@@ -134,14 +137,14 @@ def page_query(where, order, after, limit, max_id):
 
 def follow_query(where, after_id, max_id, limit):
     """The query of matching records with ids in (after_id, max_id], in id order."""
-    return (R.select(*_COLUMNS)
+    return (with_pattern_ids(R.select(*_COLUMNS))
             .where(R.id > after_id, R.id <= max_id, *where_clauses(where))
             .order_by(R.id).limit(limit).tuples())
 
 
 def record_query(record_id):
     """The query of the record ``record_id``."""
-    return R.select(*_COLUMNS).where(R.id == record_id).tuples()
+    return with_pattern_ids(R.select(*_COLUMNS)).where(R.id == record_id).tuples()
 
 
 def counts(where, by, interval):
@@ -309,7 +312,7 @@ def bucket_count_query(where, by, interval):
 
 
 def stored(query):
-    """Run a query of ``_COLUMNS``; its Stored records."""
+    """Run a query of ``_COLUMNS`` and the pattern id; its Stored records."""
     return [Stored._make(row) for row in run(query)]
 
 

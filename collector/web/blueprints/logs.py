@@ -79,7 +79,8 @@ ATTRIBUTE_FILTERS = (
 )
 
 
-def _store():
+def store():
+    """The app's Store."""
     return current_app.extensions["store"]
 
 
@@ -100,10 +101,10 @@ def _store():
 def list_logs(params):
     """A page of matching records; with ``after_id`` (and ``wait``), follow new ones."""
     if "after_id" in params:
-        page = search.follow(_store(), params)
+        page = search.follow(store(), params)
         return jsonify(items=page.items, next_after_id=page.next_after_id,
                        stats={"took_ms": page.took_ms, "returned": len(page.items)})
-    page = search.find_page(_store(), params, query_fingerprint(request.args))
+    page = search.find_page(store(), params, query_fingerprint(request.args))
     response = jsonify(items=page.items, next_cursor=page.next_cursor,
                        next_after_id=page.next_after_id,
                        stats={"took_ms": page.took_ms, "returned": len(page.items)})
@@ -124,7 +125,7 @@ def list_logs(params):
 )
 def log_stats(params):
     """Counts of matching records by severity, service, host or attributes, and a histogram."""
-    return jsonify(search.count(_store(), params))
+    return jsonify(search.count(store(), params))
 
 
 @bp.get("/logs/export")
@@ -139,7 +140,7 @@ def log_stats(params):
 def export_logs(params):
     """Stream every matching record as NDJSON, gzip-compressed when the client accepts it."""
     compress = bool(request.accept_encodings["gzip"])
-    documents = search.export_documents(_store(), params)
+    documents = search.export_documents(store(), params)
     response = Response(stream_with_context(ndjson_stream(documents, compress)),
                         mimetype="application/x-ndjson", headers={"Vary": "Accept-Encoding"})
     if compress:
@@ -157,4 +158,4 @@ def export_logs(params):
                   "500": error_response("internal_error")}})
 def get_record(record_id):
     """One record by id, or 404."""
-    return jsonify(search.find_record(_store(), record_id))
+    return jsonify(search.find_record(store(), record_id))

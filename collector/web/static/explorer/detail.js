@@ -1,11 +1,11 @@
 // A record's detail: every field, attributes as a tree, copy as JSON, links to the same
-// trace, the same service around this time, and this host.
+// trace, the same service around this time, this host, and the same pattern.
 
 import { element, localTime } from "./format.js";
 import { emptyQuery, isoTime, toURL } from "./query.js";
 
 const FIELDS = ["id", "timestamp", "received_at", "service", "severity", "host", "trace_id",
-                "span_id", "event_id", "api_key_id"];
+                "span_id", "event_id", "api_key_id", "pattern_id"];
 const AROUND_MS = 5 * 60 * 1000;
 const TRACE_MS = 60 * 60 * 1000;
 
@@ -63,6 +63,9 @@ export class Detail {
       until: isoTime(at + AROUND_MS), record: String(record.id) });
     link("#same-host", Boolean(record.host), {
       host: record.host, range: query.range, since: query.since, until: query.until });
+    link("#same-pattern", record.pattern_id !== null && record.pattern_id !== undefined, {
+      pattern: String(record.pattern_id), range: query.range, since: query.since,
+      until: query.until });
     this.panel.hidden = false;
     document.body.classList.add("with-detail");
   }

@@ -6,6 +6,7 @@ import { Detail } from "./detail.js";
 import { FACETS, showFacet } from "./facets.js";
 import { count, element, localInput } from "./format.js";
 import { Histogram } from "./histogram.js";
+import { Patterns } from "./patterns.js";
 import { bounds, formatAttributes, fromURL, filterParams, interval, isoTime, parseAttributes,
          PRESETS, toURL } from "./query.js";
 import { Results } from "./results.js";
@@ -13,6 +14,8 @@ import { Results } from "./results.js";
 const PAGE_SIZE = 200;
 const FOLLOW_WAIT = 20;  // seconds a follow request waits for new records
 const FOLLOW_LIMIT = 500;
+const PATTERNS_LIMIT = 200;
+const PATTERN_BUCKETS = 30;
 const RETRY_MS = 3000;
 const LIVE_HISTOGRAM_MS = 10000;  // how often a live view redraws its histogram, at most
 const $ = (selector) => document.querySelector(selector);
@@ -31,6 +34,13 @@ let redraw = null;  // the timer of the live view's next histogram
 
 const histogram = new Histogram($("#histogram"), $("#histogram-readout"), narrow);
 const results = new Results($("#results"), openRecord);
+const patterns = new Patterns($("#patterns"), $("#patterns-status"), (pattern) => {
+  // A pattern picked: its records, in the Records tab.
+  query.pattern = String(pattern.id);
+  query.view = "records";
+  queryToForm();
+  runSearch();
+});
 const detail = new Detail($("#detail"), () => {
   query.record = "";
   history.replaceState(null, "", toURL(query));
@@ -64,7 +74,27 @@ function queryToForm() {
   $("#facet-key").value = query.facet;
   const levels = $("#levels");
   levels.replaceChildren();
-  levels.hidden = !query.severity.length;
+  levels.hidden = !query.severity.length && !query.pattern;
+  if (query.pattern) {
+    const chip = element("button", "chip pattern", `Pattern ${query.pattern} ×`);
+    chip.type = "button";
+    chip.setAttribute("aria-label", `Remove the filter pattern ${query.pattern}`);
+    chip.addEventListener("click", () => {
+      query.pattern = "";
+      queryToForm();
+      runSearch();
+    });
+    levels.append(chip);
+  }
+  for (const [view, other] of [["records", "patterns"], ["patterns", "records"]]) {
+    if (query.view !== view) continue;
+    $(`#tab-${view}`).setAttribute("aria-selected", "true");
+    $(`#tab-${view}`).tabIndex = 0;
+    $(`#tab-${other}`).setAttribute("aria-selected", "false");
+    $(`#tab-${other}`).tabIndex = -1;
+    $(`#${view}-panel`).hidden = false;
+    $(`#${other}-panel`).hidden = true;
+  }
   for (const level of query.severity) {
     const chip = element("button", `chip sev-${level}`, `Severity ${level} ×`);
     chip.type = "button";
@@ -137,7 +167,8 @@ function runSearch({ push = true } = {}) {
   $("#forget-key").hidden = !storedKey();
   // The facets wait for the results and the histogram: on a large store, counting by host or
   // by an attribute reads every record of the range and would slow the first two down.
-  Promise.all([firstPage(signal), loadHistogram(signal)]).then(() => {
+  const listed = query.view === "patterns" ? loadPatterns(signal) : firstPage(signal);
+  Promise.all([listed, loadHistogram(signal)]).then(() => {
     if (signal.aborted) return;
     Promise.all(Object.keys(FACETS).map((name) => loadFacet(name, signal))).then(() => {
       if (!signal.aborted) performance.mark("explorer:facets");
@@ -163,8 +194,43 @@ async function firstPage(signal) {
   }
 }
 
+async function loadPatterns(signal) {
+  const [since] = bounds(query);
+  const params = filterParams(query);
+  params.set("limit", PATTERNS_LIMIT);
+  params.set("buckets", PATTERN_BUCKETS);
+  patterns.clear();
+  try {
+    const body = await getJSON("/logs/patterns", params, { signal });
+    patterns.show(body, since);
+    $("#results-section").setAttribute("aria-busy", "false");
+    $("#results-end").textContent = "";
+    performance.mark("explorer:patterns");
+  } catch (error) {
+    $("#patterns-status").textContent = "";
+    failed(error, "results");
+  }
+}
+
+function showView(view) {
+  if (query.view === view) return;
+  if (live) setLive(false);  // the live tail follows records
+  query.view = view;
+  queryToForm();
+  runSearch();
+}
+
+$("#tab-records").addEventListener("click", () => showView("records"));
+$("#tab-patterns").addEventListener("click", () => showView("patterns"));
+$(".tabs").addEventListener("keydown", (event) => {
+  if (event.key !== "ArrowLeft" && event.key !== "ArrowRight") return;
+  event.preventDefault();
+  showView(query.view === "records" ? "patterns" : "records");
+  $(`#tab-${query.view}`).focus();
+});
+
 async function nextPage() {
-  if (!nextCursor || loadingPage || !search) return;
+  if (!nextCursor || loadingPage || !search || query.view !== "records") return;
   loadingPage = true;
   const { signal } = search;
   const params = filterParams(query);
@@ -354,8 +420,9 @@ function setLive(on) {
     resume();
     return;
   }
-  if (query.range === "custom" && query.until) {
-    query.until = "";  // a live view runs up to now
+  if (query.view !== "records" || (query.range === "custom" && query.until)) {
+    query.until = "";  // a live view runs up to now, and follows records
+    query.view = "records";
     queryToForm();
     runSearch();
   } else if (afterId !== null) {

@@ -15,7 +15,7 @@ const RELATIVE = /^(\d{1,9})([smhdw])$/;
 export function emptyQuery() {
   return { q: "", service: [], min_severity: "", severity: [], range: DEFAULT_RANGE,
            since: "", until: "", host: "", trace_id: "", attributes: [], facet: "",
-           record: "" };
+           record: "", pattern: "", view: "records" };
 }
 
 function list(value) {
@@ -34,6 +34,8 @@ export function fromURL(search) {
   query.trace_id = params.get("trace_id") || "";
   query.facet = params.get("facet") || "";
   query.record = params.get("record") || "";
+  query.pattern = params.get("pattern") || "";
+  query.view = params.get("view") === "patterns" ? "patterns" : "records";
   const since = params.get("since") || "";
   const until = params.get("until") || "";
   if (!until && (RELATIVE.test(since) || !since)) {
@@ -68,6 +70,7 @@ export function filterParams(query, omit = []) {
   }
   add("host", query.host.trim());
   add("trace_id", query.trace_id.trim());
+  add("pattern", query.pattern);
   for (const [key, value] of query.attributes) {
     if (!skip.has(`attr.${key}`)) params.append(`attr.${key}`, value);
   }
@@ -79,6 +82,7 @@ export function toURL(query) {
   const params = filterParams(query);
   if (query.facet) params.set("facet", query.facet);
   if (query.record) params.set("record", query.record);
+  if (query.view === "patterns") params.set("view", "patterns");
   const search = params.toString();
   return search ? `/?${search}` : "/";
 }
