@@ -16,7 +16,7 @@ from .report import Row, target_row
 from .server import BenchServer
 
 MINIMAL = {"Content-Type": "application/json", "Prefer": "return=minimal"}
-FULL_ECHO = {"Content-Type": "application/json"}
+DEFAULT = {"Content-Type": "application/json"}  # what a shipper sends: no Prefer
 BATCH_SIZES = (1, 100, 1_000)
 BATCH = 1_000  # the batch size of the targets, the growth runs and the stage profile
 
@@ -27,9 +27,9 @@ RATIO_TARGETS = {
     "batch_1000_vs_reference": ("1,000-record batches / the straightforward Flask build", 1.2),
     "single_record_vs_bare_flask": ("1-record requests/s / bare Flask", 0.6),
 }
-# The default answer (the stored records echoed, what a shipper gets with no Prefer
-# header) may cost at most this much more than the minimal one, records/s against records/s.
-MAX_ECHO_COST = 1.15
+# The default answer (what a shipper gets with no Prefer header) may cost at most this much
+# more than the minimal one, records/s against records/s.
+MAX_DEFAULT_COST = 1.15
 P99_TARGETS_MS = {1: 25}  # at 8 closed-loop clients; batches' latency: see open_loop
 MAX_WORKER_RSS_MB = 150
 
@@ -43,14 +43,14 @@ def http_floor(bench):
 
 
 def ingest(bench):
-    """Section: the collector at 1, 100 and 1,000 records a request, 1,000 answered in full,
-    and the straightforward Flask build at 1,000 beside them."""
+    """Section: the collector at 1, 100 and 1,000 records a request, 1,000 with the default
+    answer (no Prefer header), and the straightforward Flask build at 1,000 beside them."""
     runs = {
         str(size): _drive(bench, f"ingest-{size}", size, bench.mode.duration)
         for size in BATCH_SIZES
     }
-    runs["1000-full-echo"] = _drive(
-        bench, "ingest-full-echo", BATCH, bench.mode.echo_duration, headers=FULL_ECHO
+    runs["1000-default"] = _drive(
+        bench, "ingest-default", BATCH, bench.mode.default_duration, headers=DEFAULT
     )
     runs["reference-1000"] = _drive(bench, "reference", BATCH, bench.mode.duration,
                                     app="bench.reference_app:app")
@@ -62,21 +62,21 @@ def ingest(bench):
         "single_record_vs_bare_flask": _ratio(
             runs["1"]["requests_per_s"], bench.results["http_floor"]["requests_per_s"]),
     }
-    echo_cost = _ratio(batches, runs["1000-full-echo"]["records_per_s"])
+    default_cost = _ratio(batches, runs["1000-default"]["records_per_s"])
     rows = []
     for size in BATCH_SIZES:
         label = f"{size:,} record{'s' if size > 1 else ''}/request"
         rows += _run_rows(label, runs[str(size)], P99_TARGETS_MS.get(size))
-    rows += _run_rows("1,000 records/request, default answer (echo)", runs["1000-full-echo"])
+    rows += _run_rows("1,000 records/request, default answer (no Prefer)", runs["1000-default"])
     rows += _run_rows("straightforward Flask build, 1,000 records/request",
                       runs["reference-1000"])
     rows += [target_row(figure, ratios[key], "{:.2f}", f">= {minimum:.2f}",
                         lambda ratio, minimum=minimum: ratio >= minimum)
              for key, (figure, minimum) in RATIO_TARGETS.items()]
-    rows.append(target_row("default answer's cost: minimal records/s / echo records/s",
-                           echo_cost, "{:.2f}x", f"<= {MAX_ECHO_COST:.2f}x",
-                           lambda cost: cost <= MAX_ECHO_COST))
-    return {"runs": runs, "ratios": ratios, "echo_cost": echo_cost}, rows
+    rows.append(target_row("default answer's cost: minimal records/s / default records/s",
+                           default_cost, "{:.2f}x", f"<= {MAX_DEFAULT_COST:.2f}x",
+                           lambda cost: cost <= MAX_DEFAULT_COST))
+    return {"runs": runs, "ratios": ratios, "default_cost": default_cost}, rows
 
 
 # Latency under an offered load of half the measured maximum (open loop): p99 targets.

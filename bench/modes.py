@@ -15,7 +15,7 @@ class Mode:
     clients: int  # concurrent load-generator processes in every server run
     warmup: float  # seconds of load before the measured window
     duration: float  # seconds measured per ingest run
-    echo_duration: float  # seconds measured for 1,000-record batches answered in full
+    default_duration: float  # seconds measured for 1,000-record batches with the default answer
     record_pool: int  # distinct generated records the request bodies are cut from
     raw_rows: int  # rows inserted for the raw SQLite limit
     stage_batches: int  # 1,000-record batches timed stage by stage
@@ -34,7 +34,7 @@ DEFAULT = Mode(
     clients=8,
     warmup=3.0,
     duration=20.0,
-    echo_duration=8.0,
+    default_duration=8.0,
     record_pool=20_000,
     raw_rows=200_000,
     stage_batches=60,
@@ -55,7 +55,7 @@ MODES = {
         clients=2,
         warmup=0.2,
         duration=0.8,
-        echo_duration=0.5,
+        default_duration=0.5,
         record_pool=2_000,
         raw_rows=5_000,
         stage_batches=6,

@@ -36,7 +36,7 @@ SECTIONS = (
     ),
     (
         "ingest",
-        "Ingest through gunicorn (Prefer: return=minimal unless 'full echo')",
+        "Ingest through gunicorn (Prefer: return=minimal unless 'default answer')",
         ingest.ingest,
     ),
     (

@@ -26,7 +26,7 @@ from .report import Row, target_row
 MAX_SERVER_OVERHEAD = 1.3
 
 STAGES = ("parse", "validate", "normalize", "insert", "respond (return=minimal)")
-FULL_RESPONSE = "respond in full (no Prefer header)"
+FULL_RESPONSE = "respond in full (Prefer: return=representation)"
 WHOLE_REQUEST = "whole request via Flask test client (return=minimal)"
 PROFILE_LINES = 15
 

@@ -134,7 +134,8 @@ def test_a_revoked_key_stops_working_at_once(secured, keys):
 
 def test_each_record_remembers_its_key(secured, keys, db_path):
     client = secured.test_client()
-    answer = call(client, "POST", "/ingest", keys["ingest"]).get_json()
+    answer = call(client, "POST", "/ingest", keys["ingest"],
+                  headers={"Prefer": "return=representation"}).get_json()
     assert answer["items"][0]["api_key_id"] == key_id(db_path, "ingest")
     document = call(client, "GET", f"/logs/{answer['first_id']}", keys["read"]).get_json()
     assert document["api_key_id"] == key_id(db_path, "ingest")

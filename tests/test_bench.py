@@ -72,7 +72,7 @@ def test_smoke_run_reports_every_section(tmp_path):
     assert all(value > 0 for value in sections["stages"]["us_per_record"].values())
     assert max(sections["memory"]["workers_peak_rss_mb"]) > 0
     assert all(ratio > 0 for ratio in sections["ingest"]["ratios"].values())
-    assert sections["ingest"]["echo_cost"] > 0
+    assert sections["ingest"]["default_cost"] > 0
     assert sections["stages"]["server_vs_in_process"] > 0
     soak = sections["soak"]
     assert soak["records"] > 0 and soak["wal_max_bytes"] > 0

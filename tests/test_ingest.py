@@ -15,6 +15,8 @@ from collector.ingest import writer as write_path
 from collector.storage.sqlite import db as sqlite_database
 from collector.storage.sqlite.writes import SqliteWriteTransaction
 
+ECHO = {"Prefer": "return=representation"}
+
 
 def post(client, body, content_type="application/json", path="/ingest", **headers):
     if not isinstance(body, bytes):
@@ -53,8 +55,10 @@ def test_batch_is_stored_and_echoed_normalized(client):
             record(severity="warning", timestamp="2025-06-01T12:00:00+02:00", host="web-1"),
             record(message="second", attributes={"order": {"id": 7}}),
         ],
+        **ECHO,
     )
     assert response.status_code == 201
+    assert response.headers["Preference-Applied"] == "return=representation"
     body = response.get_json()
     assert body["accepted"] == 2
     first, second = body["items"]
@@ -71,7 +75,8 @@ def test_batch_is_stored_and_echoed_normalized(client):
 
 
 def test_stored_record_reads_back_as_echoed(client):
-    created = post(client, [record(trace_id="ab" * 16, span_id="cd" * 8)]).get_json()["items"][0]
+    created = post(client, [record(trace_id="ab" * 16, span_id="cd" * 8)],
+                   **ECHO).get_json()["items"][0]
     assert client.get(f"/logs/{created['id']}").get_json() == created
 
 
@@ -86,6 +91,21 @@ def test_ids_increase_across_batches(client):
     first = post(client, [record()] * 3).get_json()
     second = post(client, [record()] * 2).get_json()
     assert second["first_id"] == first["last_id"] + 1
+
+
+def test_the_default_answer_is_counts_and_ids_without_the_records(client, stored_count):
+    response = post(client, [record()] * 3)
+    assert response.status_code == 201
+    assert "Preference-Applied" not in response.headers
+    body = response.get_json()
+    assert body == {"accepted": 3, "duplicates": 0, "first_id": body["first_id"],
+                    "last_id": body["first_id"] + 2}
+
+
+def test_the_last_return_preference_wins(client):
+    response = post(client, [record()], Prefer="return=minimal, return=representation")
+    assert response.headers["Preference-Applied"] == "return=representation"
+    assert len(response.get_json()["items"]) == 1
 
 
 def test_prefer_return_minimal_answers_counts_and_ids_only(client, stored_count):
@@ -134,7 +154,7 @@ def test_error_body_names_every_bad_record_and_field(client, stored_count):
 
 def test_partial_mode_stores_the_valid_records_and_lists_the_rejected(client, stored_count):
     batch = [record(message="a"), record(severity="LOUD"), record(message="c"), 42]
-    response = post(client, batch, path="/ingest?mode=partial")
+    response = post(client, batch, path="/ingest?mode=partial", **ECHO)
     assert response.status_code == 200
     body = response.get_json()
     assert (body["accepted"], body["rejected"]) == (2, 2)
@@ -185,7 +205,7 @@ def ndjson(*records):
 )
 def test_ndjson_batch(client, stored_count, content_type):
     body = ndjson(record(message="one"), record(message="two"))
-    response = post(client, body.replace(b"\n", b"\n\n", 1), content_type=content_type)
+    response = post(client, body.replace(b"\n", b"\n\n", 1), content_type=content_type, **ECHO)
     assert response.status_code == 201
     assert [item["message"] for item in response.get_json()["items"]] == ["one", "two"]
     assert stored_count() == 2
@@ -526,7 +546,7 @@ def test_same_key_twice_in_one_group_stores_once(client, writer, stored_count):
 def test_records_with_a_stored_event_id_are_skipped_and_counted(client, stored_count):
     first = post(client, [record(event_id="e1"), record(event_id="e2")]).get_json()
     again = post(client, [record(event_id="e2"), record(event_id="e3"), record(event_id="e3"),
-                          record()]).get_json()
+                          record()], **ECHO).get_json()
     assert (first["accepted"], first["duplicates"]) == (2, 0)
     assert (again["accepted"], again["duplicates"]) == (2, 2)
     assert [item["event_id"] for item in again["items"]] == ["e3", None]

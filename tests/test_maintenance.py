@@ -33,7 +33,7 @@ def days_ago(days):
 
 
 def post(client, records):
-    response = client.post("/ingest", json=records)
+    response = client.post("/ingest", json=records, headers={"Prefer": "return=representation"})
     assert response.status_code == 201, response.get_data(as_text=True)
     return response.get_json()
 

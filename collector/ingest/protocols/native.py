@@ -2,10 +2,10 @@
 
 Atomic by default (any invalid record refuses the batch, 422), or ``mode=partial``
 (the valid records are stored and the rest listed, 200). An ``Idempotency-Key``
-makes a retry replay the first answer; ``Prefer: return=minimal`` leaves the
-stored records out of the answer. Records are the collector's own shape unless
-the request names a field mapping (``message_field=log``, ...: see ``mapping``),
-for shippers that send JSON of their own shape.
+makes a retry replay the first answer. The answer gives the counts and ids;
+``Prefer: return=representation`` (RFC 7240) adds the stored records, normalized.
+Records are the collector's own shape unless the request names a field mapping
+(``message_field=log``, ...: see ``mapping``), for shippers that send JSON of their own shape.
 """
 
 import functools
@@ -62,7 +62,7 @@ class IngestAnswerSchema(Schema):
     rejected = fields.Integer(metadata={"description": "mode=partial only."})
     errors = fields.Dict(metadata={"description": "mode=partial only: record index to reasons."})
     items = fields.List(fields.Nested(records.StoredRecordSchema),
-                        metadata={"description": "Absent with Prefer: return=minimal."})
+                        metadata={"description": "Only with Prefer: return=representation."})
 
 
 class Native(Protocol):
@@ -100,9 +100,10 @@ class Native(Protocol):
             answer["rejected"] = len(result.rejected)
             answer["errors"] = result.rejected
         headers = {}
-        if _prefers_minimal(request.headers):
-            headers["Preference-Applied"] = "return=minimal"
-        else:
+        preference = _return_preference(request.headers)
+        if preference is not None:
+            headers["Preference-Applied"] = f"return={preference}"
+        if preference == "representation":
             answer["items"] = result.documents()
         if result.replayed:
             headers["Idempotent-Replayed"] = "true"
@@ -159,16 +160,20 @@ def _request_hash(request, body, partial, fieldmap):
     return digest.hexdigest()
 
 
-def _prefers_minimal(headers):
+def _return_preference(headers):
+    """``minimal`` or ``representation``, as the Prefer header asks (the last one wins), or None."""
     preferences = headers.get("Prefer", "").replace(";", ",").split(",")
-    return "return=minimal" in (p.strip().lower() for p in preferences)
+    asked = [p.strip().lower() for p in preferences]
+    return next((p.removeprefix("return=") for p in reversed(asked)
+                 if p in ("return=minimal", "return=representation")), None)
 
 
 def _operation(config):
     stored_headers = {
         "Idempotent-Replayed": {"description": "true: the original answer to this key.",
                                 "schema": {"type": "string", "enum": ["true"]}},
-        "Preference-Applied": {"description": "return=minimal: the answer has no items.",
+        "Preference-Applied": {"description": "The return preference applied: "
+                                              "return=representation adds the items.",
                                "schema": {"type": "string"}},
     }
     return {
@@ -181,8 +186,10 @@ def _operation(config):
             {"in": "header", "name": "Content-Encoding",
              "schema": {"type": "string", "enum": ["gzip", "deflate"]}},
             {"in": "header", "name": "Prefer", "schema": {"type": "string",
-                                                          "enum": ["return=minimal"]},
-             "description": "return=minimal: answer the counts without the stored records."},
+                                                          "enum": ["return=representation",
+                                                                   "return=minimal"]},
+             "description": "return=representation: the answer adds the stored records, "
+                            "normalized (items); return=minimal, the default: counts and ids."},
             {"in": "header", "name": "Idempotency-Key",
              "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY},
              "description": "The same key and body within IDEMPOTENCY_TTL store nothing and "
