@@ -262,12 +262,16 @@ def load_params(schema, args):
     if errors:
         raise InvalidInput(
             "invalid_parameter",
-            "; ".join(f"{name}: {' '.join(map(str, _flatten(reasons)))}"
-                      for name, reasons in errors.items()),
+            "; ".join(f"{name}: {reasons_text(reasons)}" for name, reasons in errors.items()),
             parameter=next(iter(errors)),
             errors=errors,
         )
     return params
+
+
+def reasons_text(reasons):
+    """A parameter's reasons (marshmallow's nested lists and dicts) as one sentence."""
+    return " ".join(map(str, _flatten(reasons)))
 
 
 def _flatten(reasons):
