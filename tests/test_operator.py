@@ -1,5 +1,7 @@
 """The operator's experience: each make target's failures as one line, and the files' modes."""
 
+import http.client
+import json
 import os
 import re
 import stat
@@ -174,3 +176,69 @@ def test_backups_are_private_named_after_their_database_and_restored_by_name(mig
         " start the collector with `make run`\n"
     assert "only-in-other" not in make("keys", env=migrated)[1]
     assert mode(tmp_path / "data" / "collector.db") == 0o600
+
+
+# HTTP answers a person can act on
+
+BAD_REQUESTS = [
+    # (body, content type, status, error, words in the message)
+    (b'[{"service":"a","severity":"INFO","message":"ab\xff"}]', "application/json", 400,
+     "malformed_json", "not valid UTF-8 at byte 47"),
+    (b'{"service":"a","severity":"INFO","message":"x"}\n{"service":"a","severity":"INFO",'
+     b'"message":"\xc3"}\n', "application/x-ndjson", 400, "malformed_json",
+     "not valid UTF-8 at byte 92"),
+    (b'{"service":"a","severity":"INFO","message":"x"}\n{"service":"a","severity":"INFO",'
+     b'"message":"y"}\n', "application/json", 400, "malformed_json",
+     "Content-Type: application/x-ndjson"),
+    (b"", "application/json", 400, "empty_batch", "no records"),
+    (b"  \n", "application/json", 400, "empty_batch", "no records"),
+    (b"[]", "application/json", 400, "empty_batch", "no records"),
+    (b"", "application/x-ndjson", 400, "empty_batch", "no records"),
+]
+
+
+@pytest.mark.parametrize("body, content_type, status, error, says", BAD_REQUESTS)
+def test_a_bad_body_is_answered_with_what_to_change(client, body, content_type, status, error,
+                                                    says):
+    answer = client.post("/ingest", data=body, headers={"Content-Type": content_type})
+    assert (answer.status_code, answer.json["error"]) == (status, error)
+    assert says in answer.json["message"]
+    assert answer.data.endswith(b"}\n")
+
+
+def test_an_unknown_parameter_lists_the_valid_ones(client):
+    answer = client.get("/logs?servce=api")
+    assert answer.status_code == 400
+    assert "servce: Unknown parameter. The valid ones are: after_id," in answer.json["message"]
+    assert " service, " in answer.json["message"]
+
+
+def test_a_plus_that_arrived_as_a_space_gets_a_hint(client):
+    answer = client.get("/logs?since=2026-11-29T09:15:02+01:00")  # unencoded: '+' is a space
+    assert answer.status_code == 400
+    assert "send the offset's '+' as %2B" in answer.json["message"]
+    assert client.get("/logs?since=2026-11-29T09:15:02%2B01:00").status_code == 200
+    assert "%2B" not in client.get("/logs?since=soon").json["message"]
+
+
+def test_every_json_answer_ends_with_a_newline(client):
+    for path in ("/logs", "/logs/stats", "/healthz", "/nowhere"):
+        assert client.get(path).data.endswith(b"\n"), path
+
+
+def test_a_body_over_the_limit_is_a_413_naming_the_setting(tmp_path):
+    from tests.server import Server
+
+    limit = 64 * 1024
+    with Server(tmp_path, tmp_path / "collector.db",
+                env={"MAX_BODY_BYTES": str(limit), "WORKERS": "1", "PATTERN_MINER": "off"}) as s:
+        body = b"[" + b" " * (4 * limit) + b"]"
+        connection = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
+        connection.request("POST", "/ingest", body=body,
+                           headers={"Content-Type": "application/json"})
+        answer = connection.getresponse()
+        document = json.loads(answer.read())
+        assert answer.status == 413
+        assert document == {"error": "payload_too_large", "limit": limit, "message":
+                            f"the body is over the limit of {limit:,} bytes (MAX_BODY_BYTES);"
+                            " send smaller batches"}
