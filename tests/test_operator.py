@@ -52,6 +52,7 @@ BAD = [
     ("run", [], {"PORT": "abc"}, "PORT='abc'"),
     ("run", [], {"WORKERS": "0"}, "WORKERS=0"),
     ("run", [], {"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
+    ("stats", [], {"TRUSTED_PROXIES": "the proxy"}, "TRUSTED_PROXIES='the proxy'"),
     ("key", ["NAME=a", "SCOPES=ingest", "RATE=abc"], {}, "RATE='abc'"),
     ("key", ["NAME=a", "SCOPES=ingest", "RATE=1e9"], {}, "RATE='1e9'"),
     ("key", ["NAME=a", "SCOPES=ingest", "SERVICES="], {}, "SERVICES=''"),
