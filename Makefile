@@ -3,7 +3,12 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-FLASK := $(BIN)/flask --app wsgi
+# The operator's commands (collector/__main__.py): the flask CLI's, with one-line errors
+# that name the make variable. Make's variables reach it through the environment ("$$NAME"
+# is expanded by the shell, not pasted into the command), so any character in them is safe;
+# $(given) passes an option when its variable was set at all, even empty.
+FLASK := $(BIN)/python -m collector
+given = $(if $(filter-out undefined default,$(origin $(1))),$(2) "$$$(1)")
 
 .DEFAULT_GOAL := help
 .PHONY: help run migrate test screenshots bench export patterns mine prune backup restore verify key keys revoke stats lint clean
@@ -26,13 +31,12 @@ $(BIN)/.installed-test: $(BIN)/.installed requirements-test.txt
 	@$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-test.txt >&2
 	@touch $@
 
-run: $(BIN)/.installed ## start the collector with gunicorn on HOST:PORT (127.0.0.1:8000)
-	mkdir -p data
-	$(FLASK) migrate
-	exec $(BIN)/gunicorn -c gunicorn.conf.py
+run: $(BIN)/.installed ## start the collector with gunicorn on HOST:PORT (127.0.0.1:8000); Ctrl-C stops it
+	@$(FLASK) migrate
+	@exec $(BIN)/gunicorn -c gunicorn.conf.py
 
 migrate: $(BIN)/.installed ## create or upgrade the database schema
-	$(FLASK) migrate
+	@$(FLASK) migrate
 
 test: $(BIN)/.installed-test ## run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -44,14 +48,14 @@ bench: $(BIN)/.installed ## ingest and query figures beside the raw SQLite limit
 	BENCH=$(BENCH) $(BIN)/python -m bench
 
 export: $(BIN)/.installed ## matching records as NDJSON on stdout (SINCE, UNTIL, SERVICE, MIN_SEVERITY, Q, GZIP=1)
-	@$(FLASK) export $(if $(SINCE),--since '$(SINCE)') $(if $(UNTIL),--until '$(UNTIL)') \
-		$(foreach s,$(SERVICE),--service '$(s)') $(if $(MIN_SEVERITY),--min-severity '$(MIN_SEVERITY)') \
-		$(if $(Q),--q '$(Q)') $(if $(GZIP),--gzip)
+	@$(FLASK) export $(call given,SINCE,--since) $(call given,UNTIL,--until) \
+		$(foreach s,$(SERVICE),--service '$(subst ','\'',$(s))') $(call given,MIN_SEVERITY,--min-severity) \
+		$(call given,Q,--q) $(if $(GZIP),--gzip)
 
 patterns: $(BIN)/.installed ## the patterns of the logs, most records first (SERVICE, SINCE, UNTIL, MIN_SEVERITY, Q, NEW_SINCE)
-	@$(FLASK) patterns $(if $(SINCE),--since '$(SINCE)') $(if $(UNTIL),--until '$(UNTIL)') \
-		$(foreach s,$(SERVICE),--service '$(s)') $(if $(MIN_SEVERITY),--min-severity '$(MIN_SEVERITY)') \
-		$(if $(Q),--q '$(Q)') $(if $(NEW_SINCE),--new-since '$(NEW_SINCE)')
+	@$(FLASK) patterns $(call given,SINCE,--since) $(call given,UNTIL,--until) \
+		$(foreach s,$(SERVICE),--service '$(subst ','\'',$(s))') $(call given,MIN_SEVERITY,--min-severity) \
+		$(call given,Q,--q) $(call given,NEW_SINCE,--new-since)
 
 mine: $(BIN)/.installed ## run the pattern miner here, for PATTERN_MINER=off (ONCE=1: catch up, then exit)
 	@$(FLASK) mine $(if $(ONCE),--once)
@@ -65,11 +69,11 @@ backup: $(BIN)/.installed ## consistent copy of the live database to BACKUP_DIR 
 # Checked before anything is built, so that a bare `make restore` only prints its usage.
 ifneq ($(filter restore,$(MAKECMDGOALS)),)
 ifeq ($(FILE),)
-$(error usage: make restore FILE=backups/collector-<UTC time>.db, with the collector stopped)
+$(error usage: make restore FILE=latest (the newest backup of the database) or FILE=backups/collector-<UTC time>.db, with the collector stopped)
 endif
 endif
 restore: $(BIN)/.installed ## replace the database with the backup FILE=...; stop the collector first
-	@$(FLASK) restore '$(FILE)'
+	@$(FLASK) restore "$$FILE"
 
 verify: $(BIN)/.installed ## walk the audit hash chain: "intact, N records" or the first record where it breaks
 	@$(FLASK) verify
@@ -86,14 +90,14 @@ $(error usage: make revoke NAME=billing)
 endif
 endif
 key: $(BIN)/.installed ## create an API key NAME= SCOPES=ingest,read,admin [SERVICES=] [RATE=]; prints it once
-	@$(FLASK) keys create '$(NAME)' --scopes '$(SCOPES)' $(if $(SERVICES),--services '$(SERVICES)') \
-		$(if $(RATE),--rate-limit '$(RATE)')
+	@$(FLASK) keys create "$$NAME" --scopes "$$SCOPES" $(call given,SERVICES,--services) \
+		$(call given,RATE,--rate-limit)
 
 keys: $(BIN)/.installed ## list API keys: name, scopes, services, rate, created, last used (never the key)
 	@$(FLASK) keys list
 
 revoke: $(BIN)/.installed ## revoke the API key NAME=...; it stops working at once
-	@$(FLASK) keys revoke '$(NAME)'
+	@$(FLASK) keys revoke "$$NAME"
 
 stats: $(BIN)/.installed ## records, size on disk, time span, counts per service and severity
 	@$(FLASK) stats

@@ -55,6 +55,16 @@ def _number(environ, name, default, minimum=0.0):
     return value
 
 
+def _networks(environ, name):
+    raw = environ.get(name, "")
+    try:
+        return tuple(ipaddress.ip_network(part.strip(), strict=False)
+                     for part in raw.split(",") if part.strip())
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r}: comma-separated IP addresses or networks"
+                          " (such as 127.0.0.1,10.0.0.0/8)") from None
+
+
 def _choice(environ, name, default, choices):
     value = environ.get(name, default).strip().upper()
     if value not in choices:
@@ -111,6 +121,10 @@ class Config:
         self.AUTH_REQUIRED = auth == "ON" or (
             auth == "AUTO" and not is_loopback(env.get("HOST", DEFAULT_HOST))
         )
+
+        # The reverse proxies (addresses or networks) whose X-Forwarded-For and
+        # X-Forwarded-Proto say who the client is; from anyone else they are ignored.
+        self.TRUSTED_PROXIES = _networks(env, "TRUSTED_PROXIES")
 
         # Readiness
         self.READY_MIN_FREE_MB = _integer(env, "READY_MIN_FREE_MB", 100, minimum=0)

@@ -70,6 +70,11 @@ limit_request_line = 8190
 limit_request_fields = 100
 limit_request_field_size = 8190
 
+# Forwarded headers: the app believes them from TRUSTED_PROXIES only (collector/web/proxies.py);
+# gunicorn's own reading of X-Forwarded-Proto, from loopback peers by default, is off.
+secure_scheme_headers = {}
+forwarded_allow_ips = ""
+
 # Logging: JSON lines on stdout, gunicorn's and the app's alike; successful
 # health probes are not access-logged; ACCESS_LOG=0 drops access lines.
 accesslog = "-" if _server.ACCESS_LOG else None

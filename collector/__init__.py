@@ -15,7 +15,7 @@ from .ingest.schemas import record_schema
 from .ingest.writer import Writer
 from .ops import autoprune, cli
 from .retention import Retention
-from .web import auth, jsonprovider, requestid, timing
+from .web import auth, jsonprovider, proxies, requestid, timing
 from .web import errors as web_errors
 from .web.blueprints import audit as audit_views
 from .web.blueprints import docs, explorer, health, logs, patterns
@@ -47,6 +47,7 @@ def create_app(overrides=None):
     web_errors.init_app(app)  # every error as JSON, domain errors mapped in one table
     timing.init_app(app)  # request timings and overload answers, into the metrics
     requestid.init_app(app)  # X-Request-ID on every answer
+    proxies.init_app(app)  # X-Forwarded-For and -Proto, from TRUSTED_PROXIES only
     auth.init_app(app, store)  # API keys, and the scope each blueprint needs
 
     # Blueprints, one per concern, with the scope their callers need

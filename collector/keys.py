@@ -25,10 +25,16 @@ TOKEN_PREFIX = "clk_"  # makes a leaked key easy to recognise, e.g. by secret sc
 FIRST_KEY_NAME = "admin"
 LAST_USED_RESOLUTION = 60_000_000  # µs: a key's last use is recorded to the minute
 MIN_RATE_LIMIT = 0.001  # records a second: one every 17 minutes
+MAX_RATE_LIMIT = 1_000_000  # records a second: more than a collector stores; a typo above it
 
 
 class ApiKeyError(ValueError):
-    """A key cannot be created or revoked; the message says why."""
+    """A key cannot be created or revoked; the message says why, ``field`` of which argument."""
+
+    def __init__(self, message, field=None, value=None):
+        super().__init__(message)
+        self.field = field
+        self.value = value
 
 
 @dataclass(frozen=True)
@@ -77,19 +83,22 @@ def hash_key(key):
 
 def create_key(store, name, scopes, services=None, rate_limit=None):
     """Create a key in ``store``; return (ApiKey, the key itself), which is not stored."""
+    given = name
     name = name.strip()
     if not name or len(name) > 64 or "," in name:
-        raise ApiKeyError("a key needs a name of 1 to 64 characters without commas")
-    scopes = sorted({scope.lower() for scope in _words(scopes)})
-    unknown = [scope for scope in scopes if scope not in SCOPES]
-    if not scopes or unknown:
-        raise ApiKeyError(f"scopes must be some of {', '.join(SCOPES)}; got {', '.join(scopes)}")
-    services = sorted(set(_words(services))) if services else None
-    if rate_limit is not None and not MIN_RATE_LIMIT <= rate_limit < math.inf:
-        raise ApiKeyError(f"the rate limit must be at least {MIN_RATE_LIMIT} records a second")
+        raise ApiKeyError("a name of 1 to 64 characters without commas", "name", given)
+    words = sorted({scope.lower() for scope in _words(scopes)})
+    if not words or any(scope not in SCOPES for scope in words):
+        raise ApiKeyError(f"comma-separated scopes among {', '.join(SCOPES)}", "scopes", scopes)
+    if services is not None:
+        given, services = services, sorted(set(_words(services)))
+        if not services:  # an empty list is not "any": leave it out for that
+            raise ApiKeyError("comma-separated service names; leave it out for any service",
+                              "services", given)
+    rate_limit = _rate(rate_limit)
     key = TOKEN_PREFIX + secrets.token_urlsafe(32)
     api_key = store.create_key(
-        name=name, key_hash=hash_key(key), scopes=",".join(scopes),
+        name=name, key_hash=hash_key(key), scopes=",".join(words),
         services=",".join(services) if services else None, rate_limit=rate_limit,
         created_at=now_micros(),
     )
@@ -118,6 +127,20 @@ def create_first_key(store, key_file):
         out.write(key + "\n")
     staging.replace(path)
     return path
+
+
+def _rate(given):
+    """A rate limit (text or a number) as a float within the bounds, or None for none."""
+    if given is None:
+        return None
+    try:
+        rate = float(given)
+    except ValueError:
+        rate = math.nan
+    if not MIN_RATE_LIMIT <= rate <= MAX_RATE_LIMIT:  # also refuses nan and inf
+        raise ApiKeyError(f"records a second, a number from {MIN_RATE_LIMIT:g} to"
+                          f" {MAX_RATE_LIMIT:,}", "rate_limit", given)
+    return rate
 
 
 def _words(text):

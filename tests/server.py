@@ -17,7 +17,7 @@ from collector.ops.miner_worker import ARBITER_NAME
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
-BIN = Path(sys.executable).parent  # the venv's bin, where `make run` finds flask and gunicorn
+BIN = Path(sys.executable).parent  # the venv's bin, where `make run` finds python and gunicorn
 STARTUP_TIMEOUT = 30.0
 STOP_TIMEOUT = 40.0  # gunicorn.conf.py gives workers 30 s to finish their requests
 PROC = Path("/proc")
@@ -60,11 +60,11 @@ class Server:
         """Migrate (for the collector's own app), start gunicorn and wait until it answers."""
         if self.app is None:
             migrate = subprocess.run(
-                [BIN / "flask", "--app", "wsgi", "migrate"],
+                [BIN / "python", "-m", "collector", "migrate"],
                 cwd=REPO, env=self.env, capture_output=True, text=True,
             )
             if migrate.returncode != 0:
-                raise RuntimeError(f"flask migrate failed:\n{migrate.stdout}{migrate.stderr}")
+                raise RuntimeError(f"migrate failed:\n{migrate.stdout}{migrate.stderr}")
         command = [BIN / "gunicorn", "-c", "gunicorn.conf.py"]
         if self.app is not None:  # a command-line app overrides the config file's wsgi_app
             command.append(self.app)

@@ -334,11 +334,13 @@ def test_key_commands_create_list_and_revoke(runner, db_path):
 
 
 @pytest.mark.parametrize("args, problem", [
-    (["--scopes", "write"], "scopes must be"),
-    (["--scopes", ""], "scopes must be"),
-    (["--scopes", "read", "--rate-limit", "0"], "rate limit"),
-    (["--scopes", "read", "--rate-limit", "1e-310"], "rate limit"),
-    (["--scopes", "read", "--rate-limit", "inf"], "rate limit"),
+    (["--scopes", "write"], "scopes among ingest, read, admin"),
+    (["--scopes", ""], "scopes among ingest, read, admin"),
+    (["--scopes", "read", "--rate-limit", "0"], "records a second, a number from"),
+    (["--scopes", "read", "--rate-limit", "1e-310"], "records a second, a number from"),
+    (["--scopes", "read", "--rate-limit", "inf"], "records a second, a number from"),
+    (["--scopes", "read", "--rate-limit", "2e6"], "records a second, a number from"),
+    (["--scopes", "read", "--services", " , "], "leave it out for any service"),
 ])
 def test_bad_key_requests_are_refused(runner, args, problem):
     result = runner.invoke(args=["keys", "create", "someone", *args])

@@ -43,6 +43,7 @@ def test_values_from_the_environment():
         ({"WRITE_LOCK_TIMEOUT": "-1"}, "WRITE_LOCK_TIMEOUT"),
         ({"DATABASE_URL": "postgres://localhost/logs"}, "DATABASE_URL"),
         ({"MAX_ATTRIBUTES_DEPTH": "1000"}, "MAX_ATTRIBUTES_DEPTH"),
+        ({"TRUSTED_PROXIES": "10.0.0.0/33"}, "TRUSTED_PROXIES"),
     ],
 )
 def test_invalid_setting_is_named(environ, named):
@@ -76,3 +77,12 @@ def test_gunicorn_refuses_to_start_with_an_invalid_setting():
     )
     assert result.returncode != 0
     assert "WORKERS" in result.stderr
+
+
+def test_trusted_proxies_are_addresses_and_networks():
+    import ipaddress
+
+    assert Config({}).TRUSTED_PROXIES == ()
+    assert Config({"TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8,::1"}).TRUSTED_PROXIES == (
+        ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("::1/128"))

@@ -51,7 +51,7 @@ CASES = [
     ("attributes nested 10,000 deep", "POST", JSON, {},
      b'[{"service": "a", "severity": "INFO", "message": "m", "attributes": '
      + b'{"a":' * 10_000 + b"1" + b"}" * 10_001 + b"]", 400, "malformed_json"),
-    ("empty body", "POST", JSON, {}, b"", 400, "malformed_json"),
+    ("empty body", "POST", JSON, {}, b"", 400, "empty_batch"),  # as `[]` is
     ("string body", "POST", JSON, {}, b'"INFO hello"', 400, "invalid_shape"),
     ("empty array", "POST", JSON, {}, b"[]", 400, "empty_batch"),
     ("array of nulls", "POST", JSON, {}, b"[null, null]", 422, "validation_failed"),

@@ -1,5 +1,6 @@
 """The OpenAPI document at /openapi.json and Swagger UI at /docs."""
 
+import json
 import re
 
 import pytest
@@ -173,3 +174,13 @@ def test_docs_assets_are_only_the_swagger_ui_files(client):
     assert client.get("/docs/..%2Fopenapi.py").status_code == 404
     assert client.get("/docs/swagger-ui-bundle.js").mimetype in (
         "text/javascript", "application/javascript")
+
+
+def test_docs_group_send_and_read_first_and_show_code_as_markdown(client):
+    document = client.get("/openapi.json").json
+    assert [tag["name"] for tag in document["tags"]][:2] == ["ingest", "logs"]
+    used = {tag for path in document["paths"].values() for op in path.values()
+            for tag in op.get("tags", [])}
+    assert used <= {tag["name"] for tag in document["tags"]}
+    assert "``" not in json.dumps(document)
+    assert "`after_id`" in json.dumps(document) and "`attr.<key>=<value>`" in json.dumps(document)

@@ -62,12 +62,32 @@ def malformed(exc, line=None):
     )
 
 
+def not_utf8(body, start=0):
+    """The InvalidInput naming the first byte of ``body`` that is not UTF-8, or None.
+
+    ``start`` is where ``body`` begins in the request's body (a line of NDJSON).
+    """
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        offset = start + exc.start
+        return InvalidInput("malformed_json", f"the body is not valid UTF-8 at byte {offset}"
+                            f" (counting from 0): {exc.reason}", byte=offset)
+    return None
+
+
 def decode_json(body):
     """A JSON array of records, or one record object as a batch of one."""
+    if not body.strip():
+        return []  # no records, as `[]` is: the same answer
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise malformed(exc) from None
+        error = not_utf8(body) or malformed(exc)
+        if exc.msg == "unexpected content after document" and exc.colno == 1:
+            error.message += ("; one JSON document a line is NDJSON: send it with"
+                              " Content-Type: application/x-ndjson")
+        raise error from None
     if document.__class__ is dict:
         return [document]
     if document.__class__ is not list:
@@ -80,14 +100,14 @@ def decode_json(body):
 
 def decode_ndjson(body):
     """Newline-delimited JSON: one record object a line; blank lines are skipped."""
-    records = []
+    records, start = [], 0
     for number, line in enumerate(body.split(b"\n"), start=1):
-        if not line.strip():
-            continue
-        try:
-            records.append(orjson.loads(line))
-        except orjson.JSONDecodeError as exc:
-            raise malformed(exc, line=number) from None
+        if line.strip():
+            try:
+                records.append(orjson.loads(line))
+            except orjson.JSONDecodeError as exc:
+                raise not_utf8(line, start) or malformed(exc, line=number) from None
+        start += len(line) + 1
     return records
 
 

@@ -19,7 +19,7 @@ from werkzeug.datastructures import MultiDict
 from .. import keys
 from ..errors import CollectorError, MaintenanceError, StorageUnavailable
 from ..read.export import ndjson_stream
-from ..read.params import EXPORT_SCHEMA, PATTERNS_SCHEMA, load_params
+from ..read.params import EXPORT_SCHEMA, PATTERNS_SCHEMA, load_params, reasons_text
 from ..read.search import count_matching, export_documents, find_patterns
 from ..storage.base import megabytes
 from ..times import format_micros, now_micros
@@ -34,21 +34,43 @@ def init_app(app):
         app.cli.add_command(command)
 
 
-def with_store(command):
-    """Run ``command`` in the app's context with a connection of its store, passed as ``store``."""
+def with_store(command=None, creates=False):
+    """Run ``command`` in the app's context with a connection of its store, passed as ``store``.
+
+    A database that does not exist is created only by a command that ``creates`` it; for
+    the others it is an error naming the database. So are the storage's failures.
+    """
+    if command is None:
+        return functools.partial(with_store, creates=creates)
 
     @with_appcontext
     @functools.wraps(command)
     def run(*args, **kwargs):
         store = current_app.extensions["store"]
-        with store.session():
-            return command(*args, store=store, **kwargs)
+        if creates:
+            store.create()
+        elif not store.exists():
+            raise click.ClickException(
+                f"{store.describe()}: no such database; `make migrate` creates it"
+                " (check DATABASE_URL)")
+        try:
+            with store.session():
+                return command(*args, store=store, **kwargs)
+        except (CollectorError, MaintenanceError) as exc:
+            raise click.ClickException(f"{store.describe()}: {exc}") from None
 
     return run
 
 
+def bad_argument(name, value, allowed):
+    """A click.BadParameter about argument ``name``, carrying the ``value`` refused."""
+    error = click.BadParameter(allowed, param_hint=name)
+    error.value = value
+    return error
+
+
 @click.command("migrate")
-@with_store
+@with_store(creates=True)
 def migrate_command(store):
     """Create or upgrade the database schema (idempotent).
 
@@ -63,6 +85,8 @@ def migrate_command(store):
         click.echo(f"migrated {store.describe()} to schema version {store.latest_version}")
     else:
         click.echo(f"{store.describe()} is up to date (schema version {store.latest_version})")
+    for warning in store.exposure():
+        click.echo(f"collector: warning: {warning}", err=True)
     if first_key:
         click.echo(f"API keys are required and there were none: the admin key"
                    f" {keys.FIRST_KEY_NAME!r} is in {first_key}, readable by you only."
@@ -78,17 +102,18 @@ def keys_command():
 @click.argument("name")
 @click.option("--scopes", required=True, help="comma-separated: ingest, read, admin")
 @click.option("--services", help="comma-separated services the key may write (default: any)")
-@click.option("--rate-limit", type=float,
-              help="records a second the key may write (default: no limit)")
+@click.option("--rate-limit", help="records a second the key may write (default: no limit)")
 @with_store
 def create_key_command(name, scopes, services, rate_limit, store):
     """Create the key NAME and print it, once: only its hash is stored."""
     try:
         api_key, key = keys.create_key(store, name, scopes, services, rate_limit)
     except keys.ApiKeyError as exc:
-        raise click.ClickException(str(exc)) from None
+        if exc.field is None:
+            raise click.ClickException(f"{store.describe()}: {exc}") from None
+        raise bad_argument(exc.field, exc.value, str(exc)) from None
     click.echo(key)  # alone on stdout, for KEY=$(make key ...)
-    click.echo(f"created key {api_key.name!r} ({_key_rights(api_key)});"
+    click.echo(f"created key {api_key.name!r} in {store.describe()} ({_key_rights(api_key)});"
                " it is shown only this once", err=True)
 
 
@@ -96,6 +121,7 @@ def create_key_command(name, scopes, services, rate_limit, store):
 @with_store
 def list_keys_command(store):
     """List the keys: name, scopes, services, rate limit, created, last used (never the key)."""
+    click.echo(f"API keys of {store.describe()}:", err=True)  # stdout stays the table
     rows = [(str(k.id), k.name, k.scopes, k.services or "any",
              f"{k.rate_limit:g}/s" if k.rate_limit else "-", _minute(k.created_at),
              _minute(k.last_used_at), f"revoked {_minute(k.revoked_at)}" if k.revoked_at
@@ -115,8 +141,8 @@ def revoke_key_command(name, store):
     try:
         store.revoke_key(name, now_micros())
     except keys.ApiKeyError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"revoked key {name!r}")
+        raise click.ClickException(f"{store.describe()}: {exc}") from None
+    click.echo(f"revoked key {name!r} in {store.describe()}")
 
 
 def _key_rights(api_key):
@@ -189,7 +215,15 @@ def _load(schema, filters):
     try:
         return load_params(schema, _filter_args(filters))
     except CollectorError as exc:
-        raise click.UsageError(exc.message) from None
+        name = exc.details.get("parameter")
+        if name is None:
+            raise click.UsageError(exc.message) from None
+        reasons = reasons_text(exc.details["errors"][name])
+        raise bad_argument(name, _shown(filters.get(name)), reasons) from None
+
+
+def _shown(value):
+    return " ".join(value) if isinstance(value, tuple) else value
 
 
 @click.command("patterns")
@@ -267,33 +301,40 @@ def prune_command(store):
 @click.command("backup")
 @with_store
 def backup_command(store):
-    """Copy the live database to BACKUP_DIR/collector-<UTC time>.db while ingest goes on."""
+    """Copy the live database to BACKUP_DIR/<its name>-<UTC time>.db while ingest goes on."""
     started = time.perf_counter()
     with _progress(None, "page") as bar:
         path = store.backup(current_app.config["BACKUP_DIR"], _bar_updater(bar))
     click.echo(path)
     click.echo(
-        f"backup of {megabytes(path.stat().st_size)} written and passed integrity_check"
-        f" in {time.perf_counter() - started:.1f} s"
+        f"backup of {store.describe()}, {megabytes(path.stat().st_size)}, written and passed"
+        f" integrity_check in {time.perf_counter() - started:.1f} s"
     )
 
 
 @click.command("restore")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("file")
 @with_appcontext
 def restore_command(file):
-    """Replace the database with the backup FILE. Stop the collector first.
+    """Replace the database with the backup FILE (``latest``: its newest in BACKUP_DIR).
 
-    FILE must pass PRAGMA integrity_check and be a collector database. The
-    restore refuses to run while a process, such as a running collector, has
+    Stop the collector first. FILE must pass PRAGMA integrity_check and be a collector
+    database. The restore refuses to run while a process, such as a running collector, has
     the database open; its -wal and -shm files are removed with it.
     """
     store = current_app.extensions["store"]
+    directory = current_app.config["BACKUP_DIR"]
+    source = store.latest_backup(directory) if file == "latest" else Path(file)
+    if source is None:
+        raise bad_argument("file", file, f"there is no backup of {store.describe()} in"
+                           f" BACKUP_DIR={directory!r}")
+    if not source.is_file():
+        raise bad_argument("file", file, "no such file")
     try:
-        store.restore(file)
+        store.restore(source)
     except MaintenanceError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(f"restored {store.describe()} from {file}; start the collector with `make run`")
+        raise click.ClickException(f"{store.describe()}: {exc}") from None
+    click.echo(f"restored {store.describe()} from {source}; start the collector with `make run`")
 
 
 @click.command("stats")

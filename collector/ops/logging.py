@@ -54,7 +54,8 @@ class ProbeQuietLogger(Logger):
             "status": status,
             "duration_ms": round(request_time.total_seconds() * 1000, 3),
             "bytes": getattr(resp, "sent", None),
-            "remote": environ.get("REMOTE_ADDR"),
+            "remote": environ.get("REMOTE_ADDR"),  # the client, through a trusted proxy too
+            "scheme": environ.get("wsgi.url_scheme"),
             "request_id": _header(resp.headers, "x-request-id"),
             "user_agent": environ.get("HTTP_USER_AGENT"),
         }

@@ -65,8 +65,12 @@ class TimeBound(RecordField):
         try:
             return parse_rfc3339(value)
         except ValidationError:
+            # A '+' of an offset sent unencoded in a URL arrives as a space.
+            hint = (" A '+' in a URL's query is a space: send the offset's '+' as %2B."
+                    if re.search(r"\d \d\d:?\d\d$", value) else "")
             raise ValidationError(
-                f"Not a time: {value[:40]!r}; use RFC 3339 or a relative time such as 15m, 2h, 7d."
+                f"Not a time: {value[:40]!r}; use RFC 3339 or a relative time such as 15m, 2h,"
+                f" 7d.{hint}"
             ) from None
 
 
@@ -140,13 +144,16 @@ def query_fingerprint(args):
     return hashlib.blake2b(orjson.dumps(items), digest_size=6).hexdigest()
 
 
+UNKNOWN = "Unknown parameter."
+
+
 class LogFilterSchema(Schema):
     """Filters shared by every read endpoint; all of them combine with AND."""
 
     class Meta:
         unknown = RAISE
 
-    error_messages = {"unknown": "Unknown parameter."}
+    error_messages = {"unknown": UNKNOWN}
 
     service = fields.List(BoundedString(128))
     severity = fields.List(Severity())
@@ -259,15 +266,24 @@ def load_params(schema, args):
         params = schema.load(data)
     except ValidationError as exc:
         errors.update(exc.messages)
+        valid = ", ".join(sorted(field.data_key or name for name, field in schema.fields.items()
+                                 if not field.dump_only))
+        for name, reasons in errors.items():
+            if reasons == [UNKNOWN]:
+                errors[name] = [f"{UNKNOWN} The valid ones are: {valid}."]
     if errors:
         raise InvalidInput(
             "invalid_parameter",
-            "; ".join(f"{name}: {' '.join(map(str, _flatten(reasons)))}"
-                      for name, reasons in errors.items()),
+            "; ".join(f"{name}: {reasons_text(reasons)}" for name, reasons in errors.items()),
             parameter=next(iter(errors)),
             errors=errors,
         )
     return params
+
+
+def reasons_text(reasons):
+    """A parameter's reasons (marshmallow's nested lists and dicts) as one sentence."""
+    return " ".join(map(str, _flatten(reasons)))
 
 
 def _flatten(reasons):

@@ -171,6 +171,21 @@ class Store(ABC):
     def describe(self):
         """What database this is, for people: its file or its server and name."""
 
+    def exists(self):
+        """Whether the database is there to open; a file backend says whether its file is.
+
+        A server's database is there once the server is: opening it says otherwise.
+        """
+        return True
+
+    def create(self):
+        """Create the database's empty files, readable by their owner only; a server's has none."""
+        return None
+
+    def exposure(self):
+        """Warnings, one line each, about the database's files being open to other users."""
+        return []
+
     # Schema
 
     @abstractmethod
@@ -297,7 +312,11 @@ class Store(ABC):
 
     @abstractmethod
     def backup(self, directory, on_progress=lambda copied, total: None):
-        """A consistent copy of the live database in ``directory``; its path."""
+        """A consistent copy of the live database in ``directory``, named after it; its path."""
+
+    @abstractmethod
+    def latest_backup(self, directory):
+        """The path of this database's newest backup in ``directory``, or None."""
 
     @abstractmethod
     def restore(self, source):

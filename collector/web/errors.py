@@ -7,8 +7,8 @@ that protocol's shape (its ``error``).
 
 import logging
 
-from flask import request
-from werkzeug.exceptions import HTTPException
+from flask import current_app, request
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from .. import errors
 from ..ingest.protocols.base import Failure
@@ -60,6 +60,10 @@ def failure_of(exc):
         if isinstance(exc, errors.Unauthenticated):
             headers["WWW-Authenticate"] = 'Bearer realm="collector"'
         return Failure(status_of(exc), exc.code, exc.message, exc.details, headers)
+    if isinstance(exc, RequestEntityTooLarge):  # werkzeug's, from MAX_CONTENT_LENGTH
+        limit = current_app.config["MAX_BODY_BYTES"]
+        return Failure(413, "payload_too_large", f"the body is over the limit of {limit:,}"
+                       " bytes (MAX_BODY_BYTES); send smaller batches", {"limit": limit})
     if isinstance(exc, HTTPException) and exc.code is not None and exc.code >= 400:
         headers = {"Allow": ", ".join(exc.valid_methods or ())} if exc.code == 405 else {}
         return Failure(exc.code, HTTP_ERROR_CODES.get(exc.code, "http_error"), exc.description,

@@ -19,13 +19,17 @@ class OrjsonProvider(JSONProvider):
 
     def response(self, *args, **kwargs):
         obj = self._prepare_response_obj(args, kwargs)
-        body = orjson.dumps(obj, option=_OPTIONS)
-        return self._app.response_class(body, mimetype="application/json")
+        return self._app.response_class(dumps(obj), mimetype="application/json")
+
+
+def dumps(obj):
+    """``obj`` as JSON bytes, ending in a newline as a line of text does (for curl's prompt)."""
+    return orjson.dumps(obj, option=_OPTIONS | orjson.OPT_APPEND_NEWLINE)
 
 
 def respond(status, body, headers=None, content_type="application/json"):
     """A response of ``status`` whose body is ``body``: bytes as they are, else JSON."""
     if not isinstance(body, bytes | str):
-        body = orjson.dumps(body, option=_OPTIONS)
+        body = dumps(body)
     return current_app.response_class(body, status=status, headers=headers,
                                       content_type=content_type)

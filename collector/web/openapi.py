@@ -23,6 +23,15 @@ from ..severity import CANONICAL, RANKS
 
 OPENAPI_VERSION = "3.0.3"
 
+# The groups of /docs, in the order a reader needs them: send, then read.
+TAGS = (
+    ("ingest", "Send logs: the collector's own format and the shippers' protocols."),
+    ("logs", "Search, count, export the stored logs and their patterns."),
+    ("health", "Probes for load balancers and orchestrators."),
+    ("operations", "Metrics, the audit chain, this document."),
+    ("explorer", "The log explorer, a page for people."),
+)
+
 # Assets of the documentation and of the explorer, or Flask's own: not part of the API.
 UNDOCUMENTED = {"static", "docs.asset", "explorer.static"}
 
@@ -166,9 +175,28 @@ def build_spec(app):
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     spec.components.security_scheme("apiKey", {"type": "apiKey", "in": "header",
                                                "name": "X-API-Key"})
+    for name, description in TAGS:  # declared in order: Swagger UI shows them so
+        spec.tag({"name": name, "description": description})
     for path, operations in sorted(paths.items()):
         spec.path(path=path, operations=operations)
-    return spec.to_dict()
+    return _markdown(spec.to_dict())
+
+
+def _markdown(node):
+    """``node`` with the docstrings' reStructuredText ``code`` as Markdown's `code`.
+
+    OpenAPI's descriptions are CommonMark, where double backticks show as they are.
+    """
+    if isinstance(node, dict):
+        return {key: (_RST_CODE.sub(r"`\1`", value) if key in _PROSE and isinstance(value, str)
+                      else _markdown(value)) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_markdown(value) for value in node]
+    return node
+
+
+_RST_CODE = re.compile(r"``(.+?)``", re.DOTALL)
+_PROSE = {"description", "summary"}
 
 
 def openapi_document(app):

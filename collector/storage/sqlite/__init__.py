@@ -7,10 +7,12 @@ maintenance and the prune lock file.
 """
 
 import contextlib
+import os
 
 from ..base import Store
-from . import chain, keys, maintenance, patterns, prune_lock, search
+from . import chain, files, keys, maintenance, patterns, prune_lock, search
 from .db import configure, database, storage_errors, write_transaction
+from .files import private_file
 from .migrations import LATEST_VERSION, current_version, migrate
 from .models import LogRecord
 from .writes import SqliteWriteTransaction
@@ -41,6 +43,16 @@ class SqliteStore(Store):
 
     def describe(self):
         return self.path
+
+    def exists(self):
+        return os.path.exists(self.path)
+
+    def create(self):
+        for path in (self.path, self.patterns_path):
+            private_file(path)
+
+    def exposure(self):
+        return files.exposure(self.path, self.patterns_path)
 
     # Schema
 
@@ -147,7 +159,10 @@ class SqliteStore(Store):
         return prune_lock.peek(self.path)
 
     def backup(self, directory, on_progress=lambda copied, total: None):
-        return maintenance.backup(directory, on_progress)
+        return maintenance.backup(directory, self.path, on_progress)
+
+    def latest_backup(self, directory):
+        return maintenance.latest_backup(directory, self.path)
 
     def restore(self, source):
         maintenance.restore(source, self.path)

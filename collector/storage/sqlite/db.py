@@ -51,8 +51,6 @@ def pragmas(config):
 def configure(path, config):
     """Point the shared database object, and its writers' lock, at the SQLite file ``path``."""
     global _write_lock
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
     if not database.deferred:  # configured before (tests build many stores)
         database.close_all()
     # Pooled connections move between a worker's threads.

@@ -2,6 +2,7 @@
 readiness."""
 
 import datetime as dt
+import glob
 import json
 import os
 import shutil
@@ -16,6 +17,7 @@ from ...times import now_micros
 from ..base import Stats, megabytes
 from . import chain
 from .db import PAGE_SIZE, database, storage_errors, write_transaction, writers_held
+from .files import private_file
 from .migrations import LATEST_VERSION, current_version
 
 # A prune transaction is sized to hold the write lock about this long: how
@@ -166,19 +168,24 @@ def _checkpoint():
     return "WAL checkpointed but not truncated: readers kept it in use"
 
 
-def backup(directory, on_progress=lambda copied, total: None):
-    """Copy the live database to ``directory``/collector-<UTC time>.db and check it; its path.
+def backup(directory, database_path, on_progress=lambda copied, total: None):
+    """Copy the live database to ``directory``/<its name>-<UTC time>.db and check it; its path.
 
     The copy is one read transaction's snapshot, taken with SQLite's online
     backup API a step of pages at a time: in WAL mode a reader does not block
-    writers, so ingest goes on meanwhile.
+    writers, so ingest goes on meanwhile. Named after the database, the backups of
+    two databases never mix in one directory.
     """
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-    target = Path(directory) / f"collector-{stamp}.db"
+    target = Path(directory) / f"{Path(database_path).stem}-{stamp}.db"
     if target.exists():
         raise MaintenanceError(f"{target} already exists; try again in a second")
-    target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(target.name + ".partial")
+    try:
+        private_file(partial)
+    except OSError as exc:
+        raise MaintenanceError(f"BACKUP_DIR={str(directory)!r}: cannot write there"
+                               f" ({exc.strerror}); set it to a directory you can write") from None
     try:
         with closing(sqlite3.connect(partial)) as copy:
             _copy_snapshot(copy, on_progress)
@@ -191,6 +198,13 @@ def backup(directory, on_progress=lambda copied, total: None):
     finally:
         partial.unlink(missing_ok=True)
     return target
+
+
+def latest_backup(directory, database_path):
+    """The newest backup of the database ``database_path`` in ``directory``, or None."""
+    # The UTC stamps in the names sort as the times do.
+    found = sorted(Path(directory).glob(f"{glob.escape(Path(database_path).stem)}-*.db"))
+    return found[-1] if found else None
 
 
 def _copy_snapshot(copy, on_progress):
@@ -232,7 +246,7 @@ def restore(source, database_path):
     """
     live = Path(database_path)
     staging = live.with_name(live.name + ".restoring")
-    live.parent.mkdir(parents=True, exist_ok=True)
+    private_file(staging)
     try:
         _copy_file_database(source, staging)
         problem = database_problem(staging)

@@ -25,6 +25,7 @@ from ...patterns.index import ClusterRow, Pattern
 from ..base import MinerLedger, MiningProgress, PatternSummary
 from . import prune_lock
 from .db import database, storage_errors
+from .files import private_file
 from .models import LogRecord as R
 
 SCHEMA = "patterns"  # the name the file is attached under
@@ -82,6 +83,7 @@ def path_beside(database_path):
 
 
 def _connect(path, timeout):
+    private_file(path)  # its -wal and -shm files take its mode
     connection = sqlite3.connect(path, timeout=timeout, isolation_level=None,
                                  check_same_thread=False)
     connection.execute("PRAGMA journal_mode = wal")

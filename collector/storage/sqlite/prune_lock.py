@@ -30,7 +30,7 @@ def held(database_path):
 def exclusive(path):
     """Hold a non-blocking ``flock`` on the file ``path`` for the block, yielding the open
     file; None when another process holds it (the miner's lock is one too)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     # Closing the file releases the lock, as the death of the process does.
     with os.fdopen(fd, "r+", encoding="utf-8") as lock_file:
         try:
