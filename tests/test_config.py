@@ -41,7 +41,11 @@ def test_values_from_the_environment():
         ({"SQLITE_SYNCHRONOUS": "OFF"}, "SQLITE_SYNCHRONOUS"),
         ({"WRITE_LOCK_TIMEOUT": "nan"}, "WRITE_LOCK_TIMEOUT"),
         ({"WRITE_LOCK_TIMEOUT": "-1"}, "WRITE_LOCK_TIMEOUT"),
-        ({"DATABASE_URL": "postgres://localhost/logs"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "mysql://localhost/logs"}, "DATABASE_URL"),
+        ({"POSTGRES_POOL_SIZE": "0"}, "POSTGRES_POOL_SIZE"),
+        ({"POSTGRES_STATEMENT_TIMEOUT": "soon"}, "POSTGRES_STATEMENT_TIMEOUT"),
+        ({"POSTGRES_CONNECT_TIMEOUT": "0"}, "POSTGRES_CONNECT_TIMEOUT"),
+        ({"POSTGRES_PARTITIONS_AHEAD": "0"}, "POSTGRES_PARTITIONS_AHEAD"),
         ({"MAX_ATTRIBUTES_DEPTH": "1000"}, "MAX_ATTRIBUTES_DEPTH"),
     ],
 )
@@ -76,3 +80,12 @@ def test_gunicorn_refuses_to_start_with_an_invalid_setting():
     )
     assert result.returncode != 0
     assert "WORKERS" in result.stderr
+
+
+@pytest.mark.parametrize("url", ["postgresql://collector@db.internal/logs",
+                                 "postgres://localhost/logs", "sqlite:///tmp/x.db"])
+def test_database_urls_of_both_backends_are_accepted(url):
+    config = Config({"DATABASE_URL": url})
+    assert config.DATABASE_URL == url
+    assert (config.POSTGRES_POOL_SIZE, config.POSTGRES_STATEMENT_TIMEOUT,
+            config.POSTGRES_CONNECT_TIMEOUT, config.POSTGRES_PARTITIONS_AHEAD) == (16, 30.0, 5, 7)
