@@ -8,7 +8,6 @@ import functools
 import io
 import sys
 import time
-from pathlib import Path
 
 import click
 from flask import current_app
@@ -58,7 +57,7 @@ def migrate_command(store):
     applied = store.migrate()
     first_key = None
     if current_app.config["AUTH_REQUIRED"]:
-        first_key = keys.create_first_key(store, Path(store.describe()).with_name("admin.key"))
+        first_key = keys.create_first_key(store, store.key_file())
     if applied:
         click.echo(f"migrated {store.describe()} to schema version {store.latest_version}")
     else:

@@ -8,6 +8,7 @@ Everything here is plain data: no web framework, no SQL.
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import NamedTuple
 
 # Operators of a full-text query, between its terms.
@@ -170,6 +171,10 @@ class Store(ABC):
     @abstractmethod
     def describe(self):
         """What database this is, for people: its file or its server and name."""
+
+    def key_file(self):
+        """Where ``make migrate`` writes the first admin key: beside the database file."""
+        return Path(self.describe()).with_name("admin.key")
 
     # Schema
 
