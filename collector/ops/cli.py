@@ -272,7 +272,7 @@ def backup_command(store):
         path = store.backup(current_app.config["BACKUP_DIR"], _bar_updater(bar))
     click.echo(path)
     click.echo(
-        f"backup of {megabytes(path.stat().st_size)} written and passed integrity_check"
+        f"backup of {megabytes(path.stat().st_size)} written and checked"
         f" in {time.perf_counter() - started:.1f} s"
     )
 
