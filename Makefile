@@ -11,7 +11,7 @@ FLASK := $(BIN)/python -m collector
 given = $(if $(filter-out undefined default,$(origin $(1))),$(2) "$$$(1)")
 
 .DEFAULT_GOAL := help
-.PHONY: help run migrate test screenshots bench export patterns mine prune backup restore verify key keys revoke stats lint clean
+.PHONY: help run migrate test test-postgres screenshots bench export patterns mine prune backup restore verify key keys revoke stats lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -40,6 +40,10 @@ migrate: $(BIN)/.installed ## create or upgrade the database schema
 
 test: $(BIN)/.installed-test ## run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# COLLECTOR_TEST_POSTGRES: the server's maintenance database, where throwaway ones are made.
+test-postgres: $(BIN)/.installed-test ## the whole test suite on PostgreSQL (COLLECTOR_TEST_POSTGRES=postgresql://postgres@127.0.0.1:5432/postgres)
+	COLLECTOR_TEST_BACKEND=postgres $(BIN)/python -m pytest $(PYTEST_ARGS)
 
 screenshots: $(BIN)/.installed-test ## the explorer's browser tests, writing docs/explorer.png and docs/explorer-detail.png
 	EXPLORER_SCREENSHOTS=docs $(BIN)/python -m pytest tests/test_explorer_browser.py

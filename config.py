@@ -14,6 +14,7 @@ class ConfigError(ValueError):
 
 
 DEFAULT_HOST = "127.0.0.1"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 def is_loopback(host):
@@ -80,10 +81,10 @@ class Config:
 
         # Storage
         self.DATABASE_URL = env.get("DATABASE_URL", "sqlite:///data/collector.db")
-        if not self.DATABASE_URL.startswith("sqlite:///"):
-            raise ConfigError(
-                f"DATABASE_URL={self.DATABASE_URL!r}: only sqlite:///<path> is supported"
-            )
+        if not self.DATABASE_URL.startswith(("sqlite:///", *POSTGRES_SCHEMES)):
+            raise ConfigError(f"DATABASE_URL={self.DATABASE_URL!r}: use sqlite:///<path>"
+                              " or postgresql://user@host/database")
+        self._postgres(env)
         # NORMAL: a commit survives a process crash; FULL: it also survives power loss.
         self.SQLITE_SYNCHRONOUS = _choice(env, "SQLITE_SYNCHRONOUS", "NORMAL", ("NORMAL", "FULL"))
         self.SQLITE_CACHE_MB = _integer(env, "SQLITE_CACHE_MB", 2, minimum=1)
@@ -147,6 +148,17 @@ class Config:
         # Metrics: set by gunicorn.conf.py (from METRICS_DIR) so that workers add up
         # their samples there; unset, metrics are those of this process alone.
         self.PROMETHEUS_MULTIPROC_DIR = env.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+    def _postgres(self, env):
+        """The PostgreSQL backend's settings (DATABASE_URL=postgresql://...); unused on SQLite."""
+        # Connections each worker process keeps (its threads, the pruner, the long polls).
+        self.POSTGRES_POOL_SIZE = _integer(env, "POSTGRES_POOL_SIZE", 16, minimum=1)
+        # A statement running longer is cancelled and answered 503 (0: no limit).
+        self.POSTGRES_STATEMENT_TIMEOUT = _number(env, "POSTGRES_STATEMENT_TIMEOUT", 30.0)
+        # How long opening a connection may take before the request is answered 503.
+        self.POSTGRES_CONNECT_TIMEOUT = _integer(env, "POSTGRES_CONNECT_TIMEOUT", 5, minimum=1)
+        # Daily partitions of the records kept created ahead of today.
+        self.POSTGRES_PARTITIONS_AHEAD = _integer(env, "POSTGRES_PARTITIONS_AHEAD", 7, minimum=1)
 
     def as_dict(self):
         """The settings as a mapping, for ``app.config.from_mapping``."""

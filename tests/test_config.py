@@ -41,7 +41,11 @@ def test_values_from_the_environment():
         ({"SQLITE_SYNCHRONOUS": "OFF"}, "SQLITE_SYNCHRONOUS"),
         ({"WRITE_LOCK_TIMEOUT": "nan"}, "WRITE_LOCK_TIMEOUT"),
         ({"WRITE_LOCK_TIMEOUT": "-1"}, "WRITE_LOCK_TIMEOUT"),
-        ({"DATABASE_URL": "postgres://localhost/logs"}, "DATABASE_URL"),
+        ({"DATABASE_URL": "mysql://localhost/logs"}, "DATABASE_URL"),
+        ({"POSTGRES_POOL_SIZE": "0"}, "POSTGRES_POOL_SIZE"),
+        ({"POSTGRES_STATEMENT_TIMEOUT": "soon"}, "POSTGRES_STATEMENT_TIMEOUT"),
+        ({"POSTGRES_CONNECT_TIMEOUT": "0"}, "POSTGRES_CONNECT_TIMEOUT"),
+        ({"POSTGRES_PARTITIONS_AHEAD": "0"}, "POSTGRES_PARTITIONS_AHEAD"),
         ({"MAX_ATTRIBUTES_DEPTH": "1000"}, "MAX_ATTRIBUTES_DEPTH"),
         ({"TRUSTED_PROXIES": "10.0.0.0/33"}, "TRUSTED_PROXIES"),
     ],
@@ -86,3 +90,12 @@ def test_trusted_proxies_are_addresses_and_networks():
     assert Config({"TRUSTED_PROXIES": "127.0.0.1, 10.0.0.0/8,::1"}).TRUSTED_PROXIES == (
         ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("10.0.0.0/8"),
         ipaddress.ip_network("::1/128"))
+
+
+@pytest.mark.parametrize("url", ["postgresql://collector@db.internal/logs",
+                                 "postgres://localhost/logs", "sqlite:///tmp/x.db"])
+def test_database_urls_of_both_backends_are_accepted(url):
+    config = Config({"DATABASE_URL": url})
+    assert config.DATABASE_URL == url
+    assert (config.POSTGRES_POOL_SIZE, config.POSTGRES_STATEMENT_TIMEOUT,
+            config.POSTGRES_CONNECT_TIMEOUT, config.POSTGRES_PARTITIONS_AHEAD) == (16, 30.0, 5, 7)

@@ -12,8 +12,10 @@ from helpers import record
 
 from collector.errors import ValidationFailed
 from collector.ingest import writer as write_path
+from collector.storage.postgres.writes import PostgresWriteTransaction
 from collector.storage.sqlite import db as sqlite_database
 from collector.storage.sqlite.writes import SqliteWriteTransaction
+from collector.times import now_micros
 
 ECHO = {"Prefer": "return=representation"}
 
@@ -31,9 +33,10 @@ def writer(app):
 
 
 def break_inserts(monkeypatch, broken):
-    """Make the write transaction insert with ``broken(connection, rows)``."""
-    monkeypatch.setattr(SqliteWriteTransaction, "insert",
-                        lambda transaction, rows: broken(transaction.connection, rows))
+    """Make the write transaction (of either backend) insert with ``broken(connection, rows)``."""
+    for transaction_class in (SqliteWriteTransaction, PostgresWriteTransaction):
+        monkeypatch.setattr(transaction_class, "insert",
+                            lambda transaction, rows: broken(transaction.connection, rows))
 
 
 def assert_error(response, status, code):
@@ -368,11 +371,10 @@ def test_busy_write_lock_answers_503_with_retry_after(make_app, db_path, stored_
 
 def test_server_fault_is_a_logged_json_500(client, stored_count, monkeypatch, caplog):
     def broken(connection, rows):
-        connection.executemany(
-            "INSERT INTO log_record (received_at, timestamp, service, severity, severity_rank,"
-            " message) VALUES (0, 0, 's', 'INFO', 30, 'half')",
-            [()],
-        )
+        connection.execute(
+            "INSERT INTO log_record (id, received_at, timestamp, service, severity,"
+            f" severity_rank, message, chain) VALUES (1, 0, {now_micros()}, 's', 'INFO', 30,"
+            " 'half', '')")
         raise RuntimeError("disk on fire")
 
     break_inserts(monkeypatch, broken)
@@ -617,7 +619,7 @@ def test_other_database_faults_stay_logged_500s(client, stored_count, monkeypatc
     break_inserts(monkeypatch, lambda connection, rows: connection.execute("SELECT * FROM nowhere"))
     with caplog.at_level(logging.ERROR):
         assert_error(post(client, [record()]), 500, "internal_error")
-    assert "no such table: nowhere" in caplog.text
+    assert "nowhere" in caplog.text  # no such table (SQLite), relation does not exist (PostgreSQL)
     assert stored_count() == 0
 
 

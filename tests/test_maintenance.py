@@ -314,7 +314,7 @@ def test_backup_during_ingest_then_restore(make_app, db_path, tmp_path):
     assert path.parent == backups
     assert re.fullmatch(r"collector-\d{8}T\d{6}Z\.db", path.name)
     assert os.listdir(backups) == [path.name]  # no partial copy left behind
-    assert "passed integrity_check" in result.output.splitlines()[-1]
+    assert "written and checked" in result.output.splitlines()[-1]
     assert {status for status, *_ in answers} == {201}
     copied = {record_id for (record_id,) in query(path, "SELECT id FROM log_record")}
     before = acknowledged_ids(answers, before=backup_started)

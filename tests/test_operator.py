@@ -45,7 +45,10 @@ def migrated(tmp_path):
 BAD = [
     ("prune", [], {"RETENTION_RULES": "service=chatty"}, "RETENTION_RULES"),
     ("prune", [], {"RETENTION_DAYS": "abc"}, "RETENTION_DAYS='abc'"),
-    ("stats", [], {"DATABASE_URL": "postgres://x"}, "DATABASE_URL='postgres://x'"),
+    ("stats", [], {"DATABASE_URL": "mysql://x"}, "DATABASE_URL='mysql://x'"),
+    # A PostgreSQL URL is a setting like any other: the server it names is not there.
+    ("stats", [], {"DATABASE_URL": "postgresql://nobody@no-such-host.invalid/logs"},
+     "postgresql://nobody@no-such-host.invalid/logs: the database cannot be reached"),
     ("stats", [], {"MAX_BATCH_RECORDS": "0"}, "MAX_BATCH_RECORDS"),
     ("verify", [], {"SQLITE_SYNCHRONOUS": "off"}, "SQLITE_SYNCHRONOUS"),
     ("backup", [], {"BACKUP_DIR": "/proc/nope"}, "BACKUP_DIR='/proc/nope'"),
@@ -82,7 +85,7 @@ def test_a_bad_setting_or_argument_is_one_line_naming_it(migrated, target, args,
 def test_gunicorn_start_with_a_bad_setting_is_one_line():
     gunicorn = ROOT / ".venv" / "bin" / "gunicorn"
     for name, value in (("PORT", "abc"), ("WORKERS", "0"), ("RETENTION_RULES", "x"),
-                        ("DATABASE_URL", "postgres://x")):
+                        ("DATABASE_URL", "mysql://x")):
         result = subprocess.run([gunicorn, "--check-config", "-c", "gunicorn.conf.py"], cwd=ROOT,
                                 env={"PATH": "/usr/bin:/bin", name: value},
                                 capture_output=True, text=True, timeout=60)

@@ -461,6 +461,7 @@ def page_plan(query, position=None):
     return plan(page_query(where, params["order"], after, 101, 10**9))
 
 
+@pytest.mark.sqlite_only("SQLite's query plans (EXPLAIN QUERY PLAN)")
 @pytest.mark.parametrize(
     "query, index",
     [
@@ -491,11 +492,13 @@ def stats_plan(query):
     return plan(count_query(search.record_filter(params, now_micros()), params["by"], interval))
 
 
+@pytest.mark.sqlite_only("SQLite's query plans (EXPLAIN QUERY PLAN)")
 def test_stats_by_severity_counts_in_the_index(app):
     assert "USING COVERING INDEX log_record_severity_rank_timestamp" in stats_plan(
         "by=severity&since=24h")
 
 
+@pytest.mark.sqlite_only("SQLite's query plans (EXPLAIN QUERY PLAN)")
 @pytest.mark.parametrize("query, index", [
     # No index holds hosts or attributes: the time range (or the service) bounds the rows read.
     ("by=host&since=24h", "USING INDEX log_record_timestamp (timestamp>?)"),

@@ -80,7 +80,7 @@ def migrate_command(store):
     applied = store.migrate()
     first_key = None
     if current_app.config["AUTH_REQUIRED"]:
-        first_key = keys.create_first_key(store, Path(store.describe()).with_name("admin.key"))
+        first_key = keys.create_first_key(store, store.key_file())
     if applied:
         click.echo(f"migrated {store.describe()} to schema version {store.latest_version}")
     else:
@@ -307,8 +307,8 @@ def backup_command(store):
         path = store.backup(current_app.config["BACKUP_DIR"], _bar_updater(bar))
     click.echo(path)
     click.echo(
-        f"backup of {store.describe()}, {megabytes(path.stat().st_size)}, written and passed"
-        f" integrity_check in {time.perf_counter() - started:.1f} s"
+        f"backup of {store.describe()}, {megabytes(path.stat().st_size)}, written and checked"
+        f" in {time.perf_counter() - started:.1f} s"
     )
 
 

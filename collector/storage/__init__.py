@@ -13,6 +13,10 @@ def open_store(config):
         from .sqlite import SqliteStore
 
         return SqliteStore(url.removeprefix("sqlite:///"), config)
+    if url.startswith(("postgresql://", "postgres://")):
+        from .postgres import PostgresStore
+
+        return PostgresStore(config)
     raise ValueError(f"DATABASE_URL={url!r} names no storage backend")
 
 

@@ -8,6 +8,7 @@ Everything here is plain data: no web framework, no SQL.
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import NamedTuple
 
 # Operators of a full-text query, between its terms.
@@ -185,6 +186,10 @@ class Store(ABC):
     def exposure(self):
         """Warnings, one line each, about the database's files being open to other users."""
         return []
+
+    def key_file(self):
+        """Where ``make migrate`` writes the first admin key: beside the database file."""
+        return Path(self.describe()).with_name("admin.key")
 
     # Schema
 
