@@ -6,6 +6,7 @@ that protocol's shape (its ``error``).
 """
 
 import logging
+import time
 
 from flask import current_app, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -16,6 +17,7 @@ from .jsonprovider import respond
 from .requestid import request_id
 
 log = logging.getLogger("collector.errors")  # the name operators filter on
+DROP_BODY_BYTES = 256 * 1024 * 1024  # of an oversized body read and dropped, at most
 
 # Domain error -> HTTP status; an error takes the entry of its nearest class.
 STATUSES = {
@@ -61,6 +63,7 @@ def failure_of(exc):
             headers["WWW-Authenticate"] = 'Bearer realm="collector"'
         return Failure(status_of(exc), exc.code, exc.message, exc.details, headers)
     if isinstance(exc, RequestEntityTooLarge):  # werkzeug's, from MAX_CONTENT_LENGTH
+        drop_body()
         limit = current_app.config["MAX_BODY_BYTES"]
         return Failure(413, "payload_too_large", f"the body is over the limit of {limit:,}"
                        " bytes (MAX_BODY_BYTES); send smaller batches", {"limit": limit})
@@ -69,6 +72,32 @@ def failure_of(exc):
         return Failure(exc.code, HTTP_ERROR_CODES.get(exc.code, "http_error"), exc.description,
                        headers=headers)
     return None
+
+
+def drop_body():
+    """Read the rest of an oversized body and drop it, so that the client reads our 413.
+
+    A client still sending when the answer comes and the connection closes gets a broken
+    pipe, not the answer. Bounded by DROP_BODY_BYTES and BODY_READ_TIMEOUT: past either the
+    connection closes.
+    """
+    stream = request.environ.get("wsgi.input")
+    sock = request.environ.get("gunicorn.socket")
+    if stream is None or sock is None:  # not behind gunicorn (tests): nothing is in flight
+        return
+    deadline = time.monotonic() + current_app.config["BODY_READ_TIMEOUT"]
+    dropped = 0
+    try:
+        while dropped < DROP_BODY_BYTES and time.monotonic() < deadline:
+            sock.settimeout(max(deadline - time.monotonic(), 0.01))
+            chunk = stream.read(64 * 1024)
+            if not chunk:
+                return
+            dropped += len(chunk)
+    except (OSError, ValueError):  # the client went, or sent a broken chunked body
+        return
+    finally:
+        sock.settimeout(None)
 
 
 def error_code(exc):
