@@ -18,6 +18,7 @@ from .requestid import request_id
 
 log = logging.getLogger("collector.errors")  # the name operators filter on
 DROP_BODY_BYTES = 256 * 1024 * 1024  # of an oversized body read and dropped, at most
+DROP_IDLE_SECONDS = 1.0
 
 # Domain error -> HTTP status; an error takes the entry of its nearest class.
 STATUSES = {
@@ -78,8 +79,8 @@ def drop_body():
     """Read the rest of an oversized body and drop it, so that the client reads our 413.
 
     A client still sending when the answer comes and the connection closes gets a broken
-    pipe, not the answer. Bounded by DROP_BODY_BYTES and BODY_READ_TIMEOUT: past either the
-    connection closes.
+    pipe, not the answer. Bounded by DROP_BODY_BYTES and BODY_READ_TIMEOUT, and a client
+    that pauses DROP_IDLE_SECONDS (one waiting for the answer first) is answered then.
     """
     stream = request.environ.get("wsgi.input")
     sock = request.environ.get("gunicorn.socket")
@@ -89,7 +90,7 @@ def drop_body():
     dropped = 0
     try:
         while dropped < DROP_BODY_BYTES and time.monotonic() < deadline:
-            sock.settimeout(max(deadline - time.monotonic(), 0.01))
+            sock.settimeout(min(max(deadline - time.monotonic(), 0.01), DROP_IDLE_SECONDS))
             chunk = stream.read(64 * 1024)
             if not chunk:
                 return
