@@ -32,7 +32,7 @@ $(BIN)/.installed-test: $(BIN)/.installed requirements-test.txt
 	@touch $@
 
 run: $(BIN)/.installed ## start the collector with gunicorn on HOST:PORT (127.0.0.1:8000); Ctrl-C stops it
-	@$(FLASK) migrate
+	@$(FLASK) migrate --server
 	@exec $(BIN)/gunicorn -c gunicorn.conf.py
 
 migrate: $(BIN)/.installed ## create or upgrade the database schema

@@ -236,7 +236,7 @@ def test_a_body_over_the_limit_is_a_413_naming_the_setting(tmp_path):
     limit = 64 * 1024
     with Server(tmp_path, tmp_path / "collector.db",
                 env={"MAX_BODY_BYTES": str(limit), "WORKERS": "1", "PATTERN_MINER": "off"}) as s:
-        body = b"[" + b" " * (4 * limit) + b"]"
+        body = b"[" + b" " * (64 * limit) + b"]"  # far more than socket buffers hold
         connection = http.client.HTTPConnection("127.0.0.1", s.port, timeout=30)
         connection.request("POST", "/ingest", body=body,
                            headers={"Content-Type": "application/json"})
@@ -246,3 +246,12 @@ def test_a_body_over_the_limit_is_a_413_naming_the_setting(tmp_path):
         assert document == {"error": "payload_too_large", "limit": limit, "message":
                             f"the body is over the limit of {limit:,} bytes (MAX_BODY_BYTES);"
                             " send smaller batches"}
+
+
+def test_a_bad_server_setting_stops_make_run_before_a_database_is_made(tmp_path):
+    database = tmp_path / "data" / "collector.db"
+    status, _out, errors = make("run", env={"DATABASE_URL": f"sqlite:///{database}",
+                                            "PORT": "99999"})
+    assert status != 0
+    assert errors == ["collector: PORT=99999 is above the maximum of 65535"]
+    assert not database.parent.exists()

@@ -16,6 +16,8 @@ from flask.cli import with_appcontext
 from tqdm import tqdm
 from werkzeug.datastructures import MultiDict
 
+from config import ServerConfig
+
 from .. import keys
 from ..errors import CollectorError, MaintenanceError, StorageUnavailable
 from ..read.export import ndjson_stream
@@ -70,13 +72,22 @@ def bad_argument(name, value, allowed):
 
 
 @click.command("migrate")
-@with_store(creates=True)
-def migrate_command(store):
+@click.option("--server", "for_server", is_flag=True,
+              help="check gunicorn's settings (PORT, WORKERS, ...) first, as `make run` does")
+@click.pass_context
+def migrate_command(context, for_server):
     """Create or upgrade the database schema (idempotent).
 
     When API keys are required and none was ever created, also creates the
     first admin key and writes it to a file beside the database.
     """
+    if for_server:
+        ServerConfig()  # a bad PORT stops `make run` before a database is created
+    context.invoke(_migrate)
+
+
+@with_store(creates=True)
+def _migrate(store):
     applied = store.migrate()
     first_key = None
     if current_app.config["AUTH_REQUIRED"]:

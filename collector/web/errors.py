@@ -6,6 +6,7 @@ that protocol's shape (its ``error``).
 """
 
 import logging
+import time
 
 from flask import current_app, request
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -16,6 +17,8 @@ from .jsonprovider import respond
 from .requestid import request_id
 
 log = logging.getLogger("collector.errors")  # the name operators filter on
+DROP_BODY_BYTES = 256 * 1024 * 1024  # of an oversized body read and dropped, at most
+DROP_IDLE_SECONDS = 1.0
 
 # Domain error -> HTTP status; an error takes the entry of its nearest class.
 STATUSES = {
@@ -61,6 +64,7 @@ def failure_of(exc):
             headers["WWW-Authenticate"] = 'Bearer realm="collector"'
         return Failure(status_of(exc), exc.code, exc.message, exc.details, headers)
     if isinstance(exc, RequestEntityTooLarge):  # werkzeug's, from MAX_CONTENT_LENGTH
+        drop_body()
         limit = current_app.config["MAX_BODY_BYTES"]
         return Failure(413, "payload_too_large", f"the body is over the limit of {limit:,}"
                        " bytes (MAX_BODY_BYTES); send smaller batches", {"limit": limit})
@@ -69,6 +73,32 @@ def failure_of(exc):
         return Failure(exc.code, HTTP_ERROR_CODES.get(exc.code, "http_error"), exc.description,
                        headers=headers)
     return None
+
+
+def drop_body():
+    """Read the rest of an oversized body and drop it, so that the client reads our 413.
+
+    A client still sending when the answer comes and the connection closes gets a broken
+    pipe, not the answer. Bounded by DROP_BODY_BYTES and BODY_READ_TIMEOUT, and a client
+    that pauses DROP_IDLE_SECONDS (one waiting for the answer first) is answered then.
+    """
+    stream = request.environ.get("wsgi.input")
+    sock = request.environ.get("gunicorn.socket")
+    if stream is None or sock is None:  # not behind gunicorn (tests): nothing is in flight
+        return
+    deadline = time.monotonic() + current_app.config["BODY_READ_TIMEOUT"]
+    dropped = 0
+    try:
+        while dropped < DROP_BODY_BYTES and time.monotonic() < deadline:
+            sock.settimeout(min(max(deadline - time.monotonic(), 0.01), DROP_IDLE_SECONDS))
+            chunk = stream.read(64 * 1024)
+            if not chunk:
+                return
+            dropped += len(chunk)
+    except (OSError, ValueError):  # the client went, or sent a broken chunked body
+        return
+    finally:
+        sock.settimeout(None)
 
 
 def error_code(exc):
