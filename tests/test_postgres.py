@@ -351,3 +351,16 @@ def test_migrate_to_postgres_copies_keys_and_chain(tmp_path, postgres_url):
         first = store.record(6)
     assert first.attributes == '{"n":0,"b":[1,2.5]}'
     store.close()
+
+
+def test_nul_characters_round_trip_and_keep_the_chain(client):
+    odd = "nul\x00 and \uffff0 mark"
+    answer = post(client, [record(message=odd, service="s\x00", event_id="e\x00",
+                                  attributes={"k": "v\x00"}), record(message="\uffff1")])
+    assert answer.status_code == 201, answer.get_json()
+    assert client.get("/logs/1").get_json()["message"] == odd
+    assert client.get("/logs/2").get_json()["message"] == "\uffff1"
+    assert ids(client, service="s\x00") == [1]
+    assert ids(client, **{"attr.k": "x"}) == []  # the escape \u0000 is no fault for jsonb
+    assert post(client, [record(service="s\x00", event_id="e\x00")]).get_json()["duplicates"] == 1
+    assert client.get("/audit/verify").get_json()["intact"]

@@ -17,6 +17,7 @@ from ..base import PruneSchedule, Stats
 from . import chain, partitions
 from .db import connect_raw, conninfo, database, storage_errors, transaction, write_transaction
 from .migrations import LATEST_VERSION, PRUNE_LOCK, current_version
+from .text import decode, encode_row
 
 # A prune transaction is sized to hold the chain's head about this long: how long ingest
 # may wait behind it.
@@ -306,9 +307,9 @@ def stats(name):
             database_bytes=scalar("SELECT pg_database_size(current_database())"),
             wal_bytes=0,  # the server's WAL is PostgreSQL's to manage
             free_bytes=0,
-            per_service=database.execute_sql(
+            per_service=[(decode(service), count) for service, count in database.execute_sql(
                 "SELECT service, COUNT(*) AS n FROM log_record"
-                " GROUP BY service ORDER BY n DESC, service").fetchall(),
+                " GROUP BY service ORDER BY n DESC, service")],
             per_severity=database.execute_sql(
                 "SELECT severity, COUNT(*) FROM log_record GROUP BY severity_rank, severity"
                 " ORDER BY severity_rank").fetchall(),
@@ -356,7 +357,7 @@ def load(dump, on_progress=lambda copied: None):
             with connection.cursor() as cursor, cursor.copy(COPY_SQL) as copy:
                 copy.set_types(COPY_TYPES)
                 for row in rows:
-                    copy.write_row(row)
+                    copy.write_row(encode_row(row, 1))
             on_progress(len(rows))
         connection.execute("INSERT INTO event_key (service, event_id) SELECT service, event_id"
                            " FROM log_record WHERE event_id IS NOT NULL")
