@@ -11,7 +11,7 @@ FLASK := $(BIN)/python -m collector
 given = $(if $(filter-out undefined default,$(origin $(1))),$(2) "$$$(1)")
 
 .DEFAULT_GOAL := help
-.PHONY: help run migrate test test-postgres screenshots bench export patterns mine prune backup restore verify key keys revoke stats lint clean
+.PHONY: help run migrate migrate-to-postgres test test-postgres screenshots bench export patterns mine prune backup restore verify key keys revoke stats lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -37,6 +37,15 @@ run: $(BIN)/.installed ## start the collector with gunicorn on HOST:PORT (127.0.
 
 migrate: $(BIN)/.installed ## create or upgrade the database schema
 	@$(FLASK) migrate
+
+# Checked before anything is built, so that a bare `make migrate-to-postgres` only prints its usage.
+ifneq ($(filter migrate-to-postgres,$(MAKECMDGOALS)),)
+ifeq ($(and $(FROM),$(filter postgres%,$(DATABASE_URL))),)
+$(error usage: make migrate-to-postgres DATABASE_URL=postgresql://user@host/db FROM=data/collector.db)
+endif
+endif
+migrate-to-postgres: $(BIN)/.installed ## copy the SQLite database FROM=... (keys, chain) into the empty DATABASE_URL=postgresql://...
+	@$(FLASK) migrate-to-postgres "$$FROM"
 
 test: $(BIN)/.installed-test ## run the whole test suite
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from config import Config, ServerConfig
 
-from . import ingest, patterns, protocols, queries, records, soak, stages, storage
+from . import ingest, patterns, postgres, protocols, queries, records, soak, stages, storage
 from .modes import Mode, settings_from_env
 from .report import format_table, targets, write_json
 
@@ -60,6 +60,8 @@ SECTIONS = (
     ("patterns", "Patterns: accuracy on LogHub beside Drain's, the miner, its cost to ingest",
      patterns.patterns_section),
     ("soak", "Sustained ingest: mixed 1- and 1,000-record batches for minutes", soak.soak),
+    ("postgres", "PostgreSQL: one and two instances beside binary COPY's limit, the chain lock",
+     postgres.postgres_section),
 )
 
 

@@ -17,7 +17,7 @@ from config import ConfigError
 from . import create_app
 
 # The commands' parameters by the Makefile's names for them; the others are upper-cased.
-MAKE_VARIABLES = {"rate_limit": "RATE"}
+MAKE_VARIABLES = {"rate_limit": "RATE", "source": "FROM"}
 
 
 def make_variable(error):

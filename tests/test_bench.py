@@ -90,6 +90,12 @@ def test_smoke_run_reports_every_section(tmp_path):
         assert protocols["ratios"][name] is not None
         assert all(figure > 0 for stages in protocols["in_process_us_per_record"][name].values()
                    for figure in stages.values())
+    on_postgres = sections["postgres"]
+    if "skipped" not in on_postgres:  # no server where the run was made: the table says so
+        assert on_postgres["copy_limit"]["records_per_s"] > 0
+        assert on_postgres["copy_limit"]["head_held_ms_median"] > 0
+        assert on_postgres["one_instance_records_per_s"] > 0
+        assert on_postgres["two_instances_records_per_s"] > 0
     queries = sections["queries"]["queries"]
     assert len(queries) == 10
     assert all(query["median_ms"] > 0 for query in queries.values())

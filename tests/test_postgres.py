@@ -302,3 +302,65 @@ def test_backup_and_restore_with_pg_dump(app, client, tmp_path, runner):
     (tmp_path / "junk.dump").write_text("not a dump")
     with pytest.raises(MaintenanceError, match="not a pg_dump archive"):
         store.restore(tmp_path / "junk.dump")
+
+
+def test_migrate_to_postgres_copies_keys_and_chain(tmp_path, postgres_url):
+    import subprocess
+
+    from server import BIN, REPO
+
+    from collector import keys
+
+    source = tmp_path / "collector.db"
+    sqlite_app = create_app({"TESTING": True, "DATABASE_URL": f"sqlite:///{source}",
+                             "RETENTION_DAYS": 1})
+    sqlite_store = sqlite_app.extensions["store"]
+    with sqlite_store.session():
+        sqlite_store.migrate()
+        _api_key, key = keys.create_key(sqlite_store, "shipper", "ingest,read")
+    sqlite_client = sqlite_app.test_client()
+    batch = ([record(timestamp=days_ago(3), message="old")] * 5
+             + [record(event_id=f"e{n}", attributes={"n": n, "b": [1, 2.5]}) for n in range(20)])
+    assert post(sqlite_client, batch).status_code == 201
+    with sqlite_store.session():
+        assert sqlite_store.prune(Retention(1), now_micros()).deleted == 5
+        expected = sqlite_store.verify()
+    sqlite_store.close()
+    assert expected.intact and expected.pruned == 5
+
+    done = subprocess.run(
+        ["make", "--no-print-directory", "migrate-to-postgres", f"DATABASE_URL={postgres_url}",
+         f"FROM={source}"], cwd=REPO, capture_output=True, text=True, timeout=120,
+        env={"PATH": f"{BIN}:/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert "copied 20 records, 1 API keys" in done.stdout
+    assert "intact, 20 records (5 pruned)" in done.stdout
+
+    app = create_app({"TESTING": True, "DATABASE_URL": postgres_url, "AUTH": "on"})
+    client = app.test_client()
+    verified = client.get("/audit/verify", headers={"Authorization": f"Bearer {key}"})
+    assert verified.status_code == 403  # the key came along with its scopes
+    answer = post(client, [record(event_id="e3"), record(event_id="new")],
+                  Authorization=f"Bearer {key}")
+    assert answer.get_json()["accepted"] == 1 and answer.get_json()["first_id"] == 26
+    store = app.extensions["store"]
+    with store.session():
+        moved = store.verify()
+    assert moved.intact and (moved.records, moved.pruned) == (21, 5)
+    with store.session():
+        first = store.record(6)
+    assert first.attributes == '{"n":0,"b":[1,2.5]}'
+    store.close()
+
+
+def test_nul_characters_round_trip_and_keep_the_chain(client):
+    odd = "nul\x00 and \uffff0 mark"
+    answer = post(client, [record(message=odd, service="s\x00", event_id="e\x00",
+                                  attributes={"k": "v\x00"}), record(message="\uffff1")])
+    assert answer.status_code == 201, answer.get_json()
+    assert client.get("/logs/1").get_json()["message"] == odd
+    assert client.get("/logs/2").get_json()["message"] == "\uffff1"
+    assert ids(client, service="s\x00") == [1]
+    assert ids(client, **{"attr.k": "x"}) == []  # the escape \u0000 is no fault for jsonb
+    assert post(client, [record(service="s\x00", event_id="e\x00")]).get_json()["duplicates"] == 1
+    assert client.get("/audit/verify").get_json()["intact"]

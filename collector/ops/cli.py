@@ -18,7 +18,7 @@ from werkzeug.datastructures import MultiDict
 
 from config import ServerConfig
 
-from .. import keys
+from .. import keys, storage
 from ..errors import CollectorError, MaintenanceError, StorageUnavailable
 from ..read.export import ndjson_stream
 from ..read.params import EXPORT_SCHEMA, PATTERNS_SCHEMA, load_params, reasons_text
@@ -32,7 +32,7 @@ def init_app(app):
     """Register the commands on ``app``'s CLI."""
     for command in (migrate_command, export_command, prune_command, backup_command,
                     restore_command, stats_command, keys_command, verify_command,
-                    mine_command, patterns_command):
+                    mine_command, patterns_command, migrate_to_postgres_command):
         app.cli.add_command(command)
 
 
@@ -346,6 +346,32 @@ def restore_command(file):
     except MaintenanceError as exc:
         raise click.ClickException(f"{store.describe()}: {exc}") from None
     click.echo(f"restored {store.describe()} from {source}; start the collector with `make run`")
+
+
+@click.command("migrate-to-postgres")
+@click.argument("source", type=click.Path(exists=True, dir_okay=False))
+@with_store
+def migrate_to_postgres_command(source, store):
+    """Copy the SQLite database SOURCE, its keys and its audit chain intact, into the empty
+    PostgreSQL database DATABASE_URL names, then verify the chain there."""
+    if not hasattr(store, "load"):
+        raise click.ClickException("DATABASE_URL must name the PostgreSQL database to copy into")
+    started = time.perf_counter()
+    store.migrate()
+    origin = storage.open_store({**current_app.config, "DATABASE_URL": f"sqlite:///{source}"})
+    try:
+        with origin.dump() as dump, _progress(dump["count"], "record") as bar:
+            store.load(dump, bar.update)
+    except MaintenanceError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        origin.close()
+    found = store.verify()
+    click.echo(f"copied {dump['count']:,} records, {len(dump['api_key'])} API keys from {source}"
+               f" to {store.describe()} in {time.perf_counter() - started:.1f} s")
+    click.echo(f"audit chain {found.summary()}")
+    if not found.intact:
+        raise click.ClickException("the copy's audit chain does not verify")
 
 
 @click.command("stats")

@@ -171,6 +171,10 @@ class PostgresStore(Store):
     def stats(self):
         return maintenance.stats(self.describe())
 
+    def load(self, dump, on_progress=lambda copied: None):
+        """Copy a SQLite store's dump into this empty database (make migrate-to-postgres)."""
+        maintenance.load(dump, on_progress)
+
     def gauges(self):
         return maintenance.gauges()
 

@@ -8,6 +8,7 @@ polling ``id > n`` can never see a later id commit before an earlier one.
 
 from ... import audit
 from ...records import COLUMNS
+from .text import decode_row
 
 
 def lock_head(connection):
@@ -91,7 +92,7 @@ def verify(connection, on_record=lambda: None):
     records.itersize = 5000
     records.execute(_RECORDS_SQL, (0, _MAX_ID))
     return audit.verify(
-        (_plain(row) for row in records),
+        (decode_row(_plain(row), 1) for row in records),
         [_plain(row) for row in connection.execute(_GAPS_SQL)],
         [_plain(row) for row in connection.execute(_CHECKPOINTS_SQL, (0, _MAX_ID))],
         last_id_given(connection), newest and (newest[0], bytes(newest[1])), on_record,
@@ -103,7 +104,8 @@ def check_before_pruning(connection, ids):
     for first_id, last_id in audit.runs(sorted(ids)):
         broken = audit.check_run(
             link_before(connection, first_id), first_id,
-            (_plain(row) for row in connection.execute(_RECORDS_SQL, (first_id, last_id))),
+            (decode_row(_plain(row), 1)
+             for row in connection.execute(_RECORDS_SQL, (first_id, last_id))),
             [_plain(row) for row in connection.execute(_CHECKPOINTS_SQL,
                                                        (first_id, last_id - 1))],
         )

@@ -20,6 +20,7 @@ from ..base import PruneSchedule, Stats
 from . import chain, partitions
 from .db import connect_raw, conninfo, database, storage_errors, transaction, write_transaction
 from .migrations import LATEST_VERSION, PRUNE_LOCK, current_version
+from .text import decode, encode_row
 
 # A prune transaction is sized to hold the chain's head about this long: how long ingest
 # may wait behind it.
@@ -326,9 +327,9 @@ def stats(name):
             database_bytes=scalar("SELECT pg_database_size(current_database())"),
             wal_bytes=0,  # the server's WAL is PostgreSQL's to manage
             free_bytes=0,
-            per_service=database.execute_sql(
+            per_service=[(decode(service), count) for service, count in database.execute_sql(
                 "SELECT service, COUNT(*) AS n FROM log_record"
-                " GROUP BY service ORDER BY n DESC, service").fetchall(),
+                " GROUP BY service ORDER BY n DESC, service")],
             per_severity=database.execute_sql(
                 "SELECT severity, COUNT(*) FROM log_record GROUP BY severity_rank, severity"
                 " ORDER BY severity_rank").fetchall(),
@@ -357,3 +358,47 @@ def readiness():
                             " run `make migrate`", "writable": None}
     return {"database": None,
             "writable": "the server is read-only (a standby?)" if read_only else None}
+
+
+# A move from SQLite (make migrate-to-postgres)
+
+def load(dump, on_progress=lambda copied: None):
+    """Copy a SQLite store's dump (see the sqlite backend's maintenance.dump) into this empty,
+    migrated database in one transaction: records with their links, the chain's pruned runs,
+    checkpoints and head, keys, rate buckets and idempotency keys. Patterns are mined again."""
+    from .writes import COPY_SQL, COPY_TYPES
+
+    with transaction() as connection:
+        last_id, _ = chain.lock_head(connection)
+        if last_id or connection.execute("SELECT EXISTS (SELECT 1 FROM api_key)").fetchone()[0]:
+            raise MaintenanceError("refusing to copy: the PostgreSQL database is not empty")
+        for rows in dump["records"]:
+            partitions.create(connection, partitions.days_of(row[2] for row in rows))
+            with connection.cursor() as cursor, cursor.copy(COPY_SQL) as copy:
+                copy.set_types(COPY_TYPES)
+                for row in rows:
+                    copy.write_row(encode_row(row, 1))
+            on_progress(len(rows))
+        connection.execute("INSERT INTO event_key (service, event_id) SELECT service, event_id"
+                           " FROM log_record WHERE event_id IS NOT NULL")
+        connection.execute(
+            "INSERT INTO record_count (hour, service, severity_rank, count)"
+            " SELECT timestamp / 3600000000, service, severity_rank, COUNT(*) FROM log_record"
+            " GROUP BY 1, 2, 3")
+        with connection.cursor() as cursor:
+            for table, columns in (
+                ("audit_gap", "first_id, last_id, link"),
+                ("audit_checkpoint", "id, created_at, after_id, pruned, gaps_digest, link"),
+                ("api_key", "id, name, key_hash, scopes, services, rate_limit, created_at,"
+                            " last_used_at, revoked_at"),
+                ("rate_bucket", "api_key_id, tokens, updated_at"),
+                ("idempotency_key", "key, request_hash, created_at, outcome"),
+            ):
+                if dump[table]:
+                    places = ", ".join(["%s"] * len(dump[table][0]))
+                    cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({places})",
+                                       dump[table])
+        for table in ("api_key", "audit_checkpoint"):  # new rows go on after the copied ids
+            connection.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                               f" COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)")
+        chain.move_head(connection, dump["last_id"], bytes(dump["link"]))

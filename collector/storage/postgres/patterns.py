@@ -14,6 +14,7 @@ from .db import connect_raw, database, storage_errors
 from .migrations import MINER_LOCK
 from .models import LogRecord as R
 from .models import PatternRow, RecordPattern
+from .text import decode
 
 _TABLES = ("miner_state", "pattern_cluster", "pattern", "record_pattern")
 # Past this many records a pattern counts as common (see pattern_clause).
@@ -157,9 +158,11 @@ class PostgresMinerLedger(MinerLedger):
 
     def unmined(self, after_id, limit):
         with storage_errors():
-            return self.connection.execute(
-                "SELECT id, service, message, timestamp, received_at FROM log_record"
-                " WHERE id > %s ORDER BY id LIMIT %s", (after_id, limit)).fetchall()
+            return [(record_id, decode(service), decode(message), timestamp, received_at)
+                    for record_id, service, message, timestamp, received_at
+                    in self.connection.execute(
+                        "SELECT id, service, message, timestamp, received_at FROM log_record"
+                        " WHERE id > %s ORDER BY id LIMIT %s", (after_id, limit))]
 
     def save(self, changes, mined_id):
         with storage_errors(), self.connection.transaction(), self.connection.cursor() as cursor:

@@ -12,12 +12,15 @@ from ..base import RecordFilter
 from .db import database
 from .models import LogRecord as R
 from .patterns import pattern_clause, with_pattern_ids
+from .text import decode, decode_row, encode
 from .writes import HOUR
 
 _COLUMNS = [R.id, R.received_at, R.timestamp, R.service, R.severity, R.severity_rank, R.message,
             R.host, R.trace_id, R.span_id, R.attributes, R.event_id, R.api_key_id]
 # The expression of the GIN index log_record_message (migration 1), word for word.
 _DOCUMENT = "to_tsvector('simple', collector_fts_text(message))"
+# The attributes as jsonb, which refuses the escape \u0000 that json keeps: it reads as U+FFFD.
+ATTRIBUTES = r"replace(attributes::text, '\u0000', '\ufffd')::jsonb"
 
 
 def tsquery(text):
@@ -53,7 +56,7 @@ def where_clauses(where):
     """The WHERE clauses of a RecordFilter."""
     clauses = []
     if where.services is not None:
-        clauses.append(R.service.in_(where.services))
+        clauses.append(R.service.in_([encode(service) for service in where.services]))
     if where.ranks is not None:
         clauses.append(R.severity_rank.in_(where.ranks))
     if where.min_rank is not None:
@@ -63,9 +66,9 @@ def where_clauses(where):
     if where.until is not None:
         clauses.append(R.timestamp < where.until)
     if where.host is not None:
-        clauses.append(R.host == where.host)
+        clauses.append(R.host == encode(where.host))
     if where.trace_id is not None:
-        clauses.append(R.trace_id == where.trace_id)
+        clauses.append(R.trace_id == encode(where.trace_id))
     if where.api_key_id is not None:
         clauses.append(R.api_key_id == where.api_key_id)
     if where.text is not None:
@@ -75,7 +78,7 @@ def where_clauses(where):
     if where.pattern is not None:
         clauses.append(pattern_clause(where.pattern))
     for key, value in where.attributes.items():
-        clauses.append(pw.SQL(f"(attributes::jsonb #> %s::text[]) IN ({_attribute_values(value)})",
+        clauses.append(pw.SQL(f"({ATTRIBUTES} #> %s::text[]) IN ({_attribute_values(value)})",
                               (key.split("."), *_attribute_params(value))))
     return clauses
 
@@ -128,9 +131,12 @@ def record_query(record_id):
 def counts(where, by, interval):
     """The rows of Store.counts: from the hourly counts where they answer it, else grouped."""
     hourly = hourly_counts(where, by, interval)
-    if hourly is not None:
-        return hourly
-    return list(count_query(where, by, interval).dicts())
+    rows = list(count_query(where, by, interval).dicts()) if hourly is None else hourly
+    for row in rows:
+        for name in ("service", "host"):
+            if name in row:
+                row[name] = decode(row[name])
+    return rows
 
 
 def count_query(where, by, interval):
@@ -160,7 +166,7 @@ def _dimension(name):
     if name == "host":
         return R.host
     # jsonb, decoded by psycopg: a string stays apart from the number it spells.
-    return pw.SQL("attributes::jsonb #> %s::text[]",
+    return pw.SQL(f"{ATTRIBUTES} #> %s::text[]",
                   (name[len("attr."):].split("."),)).alias(name)
 
 
@@ -194,7 +200,7 @@ def hourly_counts(where, by, interval):
         values.append(end)
     if where.services is not None:
         clauses.append("service = ANY(%s)")
-        values.append(list(where.services))
+        values.append([encode(service) for service in where.services])
     if where.ranks is not None:
         clauses.append("severity_rank = ANY(%s::smallint[])")
         values.append(list(where.ranks))
@@ -227,4 +233,4 @@ def hourly_counts(where, by, interval):
 
 def stored(query):
     """Run a query of ``_COLUMNS`` and the pattern id; its Stored records."""
-    return [Stored._make(row) for row in query]
+    return [Stored._make(decode_row(row, 1)) for row in query]

@@ -19,6 +19,7 @@ from ...records import COLUMNS, Row
 from ..base import WriteTransaction
 from . import chain, partitions
 from .db import database
+from .text import decode, decode_row, encode, encode_row
 
 # Binary COPY: 50-68k rows/s into the indexed table against 13-21k for a multi-row INSERT
 # (measured on the 2-core machine, shared/notes/postgres.md): the ingest hot path.
@@ -51,15 +52,16 @@ def insert_rows(connection, rows):
     with connection.cursor() as cursor, cursor.copy(COPY_SQL) as copy:
         copy.set_types(COPY_TYPES)
         for row in linked:
-            copy.write_row(row)
+            copy.write_row(encode_row(row, 1))  # linked as sent, stored as PostgreSQL can
     chain.move_head(connection, linked[-1][0], linked[-1][-1])
     events = [(row[_SERVICE], row[_EVENT]) for row in rows if row[_EVENT] is not None]
     if events:
         connection.execute(
             "INSERT INTO event_key (service, event_id)"
             " SELECT * FROM unnest(%s::text[], %s::text[])",
-            ([service for service, _ in events], [event_id for _, event_id in events]))
-    counted = Counter((row[_TIMESTAMP] // HOUR, row[_SERVICE], row[_RANK]) for row in rows)
+            ([encode(service) for service, _ in events],
+             [encode(event_id) for _, event_id in events]))
+    counted = Counter((row[_TIMESTAMP] // HOUR, encode(row[_SERVICE]), row[_RANK]) for row in rows)
     connection.execute(_COUNT_SQL, [list(column) for column in zip(
         *((*key, count) for key, count in counted.items()), strict=True)])
     return last_id + 1
@@ -117,11 +119,13 @@ class PostgresWriteTransaction(WriteTransaction):
     def stored_events(self, events):
         self._head()  # an event id stored by another instance is committed by now
         events = list(events)
-        return set(self.connection.execute(
+        found = self.connection.execute(
             "SELECT k.service, k.event_id FROM event_key k"
             " JOIN unnest(%s::text[], %s::text[]) AS e (service, event_id)"
             " ON k.service = e.service AND k.event_id = e.event_id",
-            ([service for service, _ in events], [event_id for _, event_id in events])))
+            ([encode(service) for service, _ in events],
+             [encode(event_id) for _, event_id in events]))
+        return {(decode(service), decode(event_id)) for service, event_id in found}
 
     def take_tokens(self, api_key_id, rate, count, now):
         self._head()
@@ -146,4 +150,4 @@ class PostgresWriteTransaction(WriteTransaction):
         if not count:
             return []
         cursor = self.connection.execute(_SELECT_ROWS_SQL, (first_id, first_id + count - 1))
-        return [Row._make(row) for row in cursor]
+        return [Row._make(decode_row(row)) for row in cursor]

@@ -171,6 +171,13 @@ class SqliteStore(Store):
     def stats(self):
         return maintenance.stats(self.path)
 
+    @contextlib.contextmanager
+    def dump(self):
+        """Everything a move to another backend carries (see maintenance.dump), in one
+        snapshot held for the block."""
+        with storage_errors(), database.connection_context(), database.atomic():
+            yield maintenance.dump(database.connection())
+
     def gauges(self):
         return maintenance.gauges(self.path)
 

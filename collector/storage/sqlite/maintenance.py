@@ -12,6 +12,7 @@ from contextlib import closing, contextmanager
 from pathlib import Path
 
 from ...errors import CollectorError, MaintenanceError
+from ...records import COLUMNS
 from ...retention import MICROS_PER_DAY, PruneReport
 from ...times import now_micros
 from ..base import Stats, megabytes
@@ -392,3 +393,35 @@ def _disk_problem(directory, min_free_mb):
     if room * PAGE_SIZE < 1024 * 1024:
         return "the database is at its size cap (SQLITE_MAX_SIZE_MB)"
     return None
+
+
+def dump(connection, chunk=10_000):
+    """Everything a move to another backend carries, read in the open read transaction: the
+    chain's head, the records with their links (chunks of (id, *COLUMNS, chain)), the chain's
+    pruned runs and checkpoints, API keys, rate buckets and idempotency keys."""
+    last_id, link = chain.head(connection)
+
+    def records():
+        after = 0
+        while rows := connection.execute(
+            "SELECT id, {}, chain FROM log_record WHERE id > ? ORDER BY id LIMIT ?".format(
+                ", ".join(COLUMNS)), (after, chunk)).fetchall():
+            yield rows
+            after = rows[-1][0]
+
+    def table(sql):
+        return connection.execute(sql).fetchall()
+
+    return {
+        "last_id": last_id, "link": link,
+        "count": connection.execute("SELECT COUNT(*) FROM log_record").fetchone()[0],
+        "records": records(),
+        "audit_gap": table("SELECT first_id, last_id, link FROM audit_gap ORDER BY first_id"),
+        "audit_checkpoint": table("SELECT id, created_at, after_id, pruned, gaps_digest, link"
+                                  " FROM audit_checkpoint ORDER BY id"),
+        "api_key": table("SELECT id, name, key_hash, scopes, services, rate_limit, created_at,"
+                         " last_used_at, revoked_at FROM api_key ORDER BY id"),
+        "rate_bucket": table("SELECT api_key_id, tokens, updated_at FROM rate_bucket"),
+        "idempotency_key": table(
+            "SELECT key, request_hash, created_at, outcome FROM idempotency_key"),
+    }
