@@ -11,11 +11,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from ...times import now_micros
+from .. import pattern_summaries
 from ..base import Store
 from . import chain, keys, maintenance, patterns, search
 from .db import configure, database, storage_errors, write_transaction
 from .migrations import LATEST_VERSION, current_version, migrate
-from .models import LogRecord
+from .models import LogRecord, PatternRow, RecordPattern
 from .writes import PostgresWriteTransaction
 
 
@@ -104,7 +105,9 @@ class PostgresStore(Store):
 
     def patterns(self, where, new_since, span, limit):
         with storage_errors():
-            return patterns.summaries(search.where_clauses(where), new_since, span, limit)
+            return pattern_summaries.summaries(
+                (LogRecord, RecordPattern, PatternRow), search.where_clauses(where), new_since,
+                span, limit)
 
     # Patterns
 

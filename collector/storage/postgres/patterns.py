@@ -9,7 +9,7 @@ import orjson
 import peewee as pw
 
 from ...patterns.index import ClusterRow, Pattern
-from ..base import MinerLedger, MiningProgress, PatternSummary
+from ..base import MinerLedger, MiningProgress
 from .db import connect_raw, database, storage_errors
 from .migrations import MINER_LOCK
 from .models import LogRecord as R
@@ -38,59 +38,6 @@ def pattern_clause(pattern_id):
     aliases = PatternRow.select(PatternRow.id).where(PatternRow.canonical_id == canonical)
     return R.id.in_(RecordPattern.select(RecordPattern.record_id)
                     .where(RecordPattern.pattern_id.in_(aliases)))
-
-
-def summaries(clauses, new_since, span, limit):
-    """The PatternSummary rows behind ``Store.patterns``."""
-    columns = [PatternRow.canonical_id, pw.fn.COUNT(R.id), pw.fn.MIN(R.timestamp),
-               pw.fn.MAX(R.timestamp), pw.fn.MAX(R.id)]
-    group = [PatternRow.canonical_id]
-    if span:
-        bucket = ((R.timestamp - span.start) / span.width).alias("bucket")
-        columns.append(bucket)
-        group.append(pw.SQL("6"))
-    query = (R.select(*columns)
-             .join(RecordPattern, on=(RecordPattern.record_id == R.id))
-             .join(PatternRow, on=(PatternRow.id == RecordPattern.pattern_id))
-             .switch(R))
-    if new_since is not None:
-        clauses = [*clauses, PatternRow.canonical_id.in_(
-            PatternRow.select(PatternRow.canonical_id).group_by(PatternRow.canonical_id)
-            .having(pw.fn.MIN(PatternRow.first_seen) >= new_since))]
-    if clauses:
-        query = query.where(*clauses)
-    found = {}
-    for canonical, count, first, last, sample, *bucket in query.group_by(*group).tuples():
-        summary = found.get(canonical)
-        if summary is None:
-            summary = found[canonical] = PatternSummary(
-                canonical, "", "", 0, first, last, sample, None,
-                [0] * span.buckets if span else [])
-        summary.records += count
-        summary.first_seen, summary.last_seen = min(summary.first_seen, first), max(
-            summary.last_seen, last)
-        summary.sample_id = max(summary.sample_id, sample)
-        if span and 0 <= bucket[0] < span.buckets:
-            summary.counts[bucket[0]] += count
-    chosen = sorted(found.values(), key=lambda s: (-s.records, s.id))[:limit]
-    _describe(chosen)
-    return chosen
-
-
-def _describe(summaries):
-    """Fill in each summary's service, text and first_ever from its pattern rows."""
-    ids = [summary.id for summary in summaries]
-    if not ids:
-        return
-    rows = {pattern_id: (service, text) for pattern_id, service, text in
-            PatternRow.select(PatternRow.id, PatternRow.service, PatternRow.text)
-            .where(PatternRow.id.in_(ids)).tuples()}
-    first = dict(PatternRow.select(PatternRow.canonical_id, pw.fn.MIN(PatternRow.first_seen))
-                 .where(PatternRow.canonical_id.in_(ids))
-                 .group_by(PatternRow.canonical_id).tuples())
-    for summary in summaries:
-        summary.service, summary.text = rows[summary.id]
-        summary.first_ever = first.get(summary.id)
 
 
 def progress():

@@ -9,12 +9,14 @@ maintenance and the prune lock file.
 import contextlib
 import os
 
+from .. import pattern_summaries
 from ..base import Store
 from . import chain, files, keys, maintenance, patterns, prune_lock, search
 from .db import configure, database, storage_errors, write_transaction
 from .files import private_file
 from .migrations import LATEST_VERSION, current_version, migrate
 from .models import LogRecord
+from .patterns import PatternRow, RecordPattern
 from .writes import SqliteWriteTransaction
 
 
@@ -103,7 +105,9 @@ class SqliteStore(Store):
 
     def patterns(self, where, new_since, span, limit):
         with storage_errors(), self._patterns():
-            return patterns.summaries(search.where_clauses(where), new_since, span, limit)
+            return pattern_summaries.summaries(
+                (LogRecord, RecordPattern, PatternRow), search.where_clauses(where), new_since,
+                span, limit)
 
     def _patterns(self, needed=True):
         return patterns.attached(self.patterns_path) if needed else contextlib.nullcontext()
