@@ -31,7 +31,8 @@ def free_port():
 
 
 class Server:
-    """gunicorn on ``database`` serving ``app`` (gunicorn.conf.py's wsgi_app when None).
+    """gunicorn on ``database`` (a SQLite file, or a URL) serving ``app`` (gunicorn.conf.py's
+    wsgi_app when None).
 
     Use it as a context manager: it is up and answering /healthz inside the block.
     """
@@ -43,7 +44,7 @@ class Server:
             **os.environ,
             "HOST": HOST,
             "PORT": str(self.port),
-            "DATABASE_URL": f"sqlite:///{database}",
+            "DATABASE_URL": database if "://" in str(database) else f"sqlite:///{database}",
             "ACCESS_LOG": "0",
             **(env or {}),
         }
