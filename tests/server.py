@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from conftest import ServerDatabases
+
 from collector.ops.miner_worker import ARBITER_NAME
 
 REPO = Path(__file__).resolve().parents[1]
@@ -31,8 +33,8 @@ def free_port():
 
 
 class Server:
-    """gunicorn on ``database`` (a SQLite file, or a URL) serving ``app`` (gunicorn.conf.py's
-    wsgi_app when None).
+    """gunicorn on ``database`` (a URL, or a SQLite file: on the backend under test, see
+    conftest.ServerDatabases) serving ``app`` (gunicorn.conf.py's wsgi_app when None).
 
     Use it as a context manager: it is up and answering /healthz inside the block.
     """
@@ -44,7 +46,7 @@ class Server:
             **os.environ,
             "HOST": HOST,
             "PORT": str(self.port),
-            "DATABASE_URL": database if "://" in str(database) else f"sqlite:///{database}",
+            "DATABASE_URL": ServerDatabases.url(database),
             "ACCESS_LOG": "0",
             **(env or {}),
         }
