@@ -13,8 +13,6 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import ServerDatabases
-
 from collector.ops.miner_worker import ARBITER_NAME
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +44,7 @@ class Server:
             **os.environ,
             "HOST": HOST,
             "PORT": str(self.port),
-            "DATABASE_URL": ServerDatabases.url(database),
+            "DATABASE_URL": database_url(database),
             "ACCESS_LOG": "0",
             **(env or {}),
         }
@@ -137,6 +135,15 @@ class Server:
             if stat and int(stat.rpartition(")")[2].split()[1]) == parent:
                 found.append((int(entry.name), stat.partition("(")[2].rpartition(")")[0]))
         return found
+
+
+def database_url(database):
+    """The URL of ``database``, a URL or a SQLite file's path, on the backend under test."""
+    try:
+        from conftest import ServerDatabases
+    except ImportError:  # bench/ starts servers outside the test suite, on SQLite files
+        return str(database) if "://" in str(database) else f"sqlite:///{database}"
+    return ServerDatabases.url(database)
 
 
 def read_proc(path):
