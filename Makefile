@@ -11,7 +11,7 @@ FLASK := $(BIN)/python -m collector
 given = $(if $(filter-out undefined default,$(origin $(1))),$(2) "$$$(1)")
 
 .DEFAULT_GOAL := help
-.PHONY: help run migrate migrate-to-postgres test test-postgres screenshots bench export patterns mine prune backup restore verify key keys revoke stats lint clean
+.PHONY: help run migrate migrate-to-postgres test test-postgres screenshots bench export patterns mine prune backup restore verify drain undrain key keys revoke stats lint clean
 
 help: ## list the targets
 	@grep -hE '^[a-z][a-z-]*:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -90,6 +90,12 @@ restore: $(BIN)/.installed ## replace the database with the backup FILE=...; sto
 
 verify: $(BIN)/.installed ## walk the audit hash chain: "intact, N records" or the first record where it breaks
 	@$(FLASK) verify
+
+drain: $(BIN)/.installed ## create DRAIN_FILE (data/drain): /readyz answers 503, load balancers take this instance out
+	@$(FLASK) drain
+
+undrain: $(BIN)/.installed ## remove DRAIN_FILE: /readyz answers 200 again, the instance is back in
+	@$(FLASK) undrain
 
 # Checked before anything is built, so that a bare `make key` or `make revoke` only prints its usage.
 ifneq ($(filter key,$(MAKECMDGOALS)),)

@@ -15,6 +15,7 @@ class ConfigError(ValueError):
 
 DEFAULT_HOST = "127.0.0.1"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+UNIX_PATH_MAX = 107  # bytes of a Unix socket's path, Linux's sun_path less its NUL
 
 
 def is_loopback(host):
@@ -129,6 +130,11 @@ class Config:
 
         # Readiness
         self.READY_MIN_FREE_MB = _integer(env, "READY_MIN_FREE_MB", 100, minimum=0)
+        # While this file exists /readyz answers 503 and every other endpoint serves on, so
+        # that a load balancer takes the instance out (make drain / make undrain).
+        self.DRAIN_FILE = env.get("DRAIN_FILE", "data/drain").strip()
+        if not self.DRAIN_FILE:
+            raise ConfigError("DRAIN_FILE='': the path of a file, e.g. data/drain")
 
         # Retention
         self.RETENTION_DAYS = _integer(env, "RETENTION_DAYS", 30, minimum=1)
@@ -186,3 +192,10 @@ class ServerConfig:
         self.METRICS_DIR = env.get("METRICS_DIR", "").strip()
         # The pattern miner, one process beside the workers (off: `flask --app wsgi mine`).
         self.PATTERN_MINER = _choice(env, "PATTERN_MINER", "ON", ("ON", "OFF")) == "ON"
+        # gunicorn's control socket (gunicornc) is at one path per user by default, which
+        # instances on one machine would take from each other: off unless given a path.
+        self.CONTROL_SOCKET = env.get("CONTROL_SOCKET", "").strip()
+        socket_path = os.fsencode(os.path.abspath(self.CONTROL_SOCKET))
+        if self.CONTROL_SOCKET and len(socket_path) > UNIX_PATH_MAX:
+            raise ConfigError(f"CONTROL_SOCKET={self.CONTROL_SOCKET!r}: a socket's path is"
+                              f" at most {UNIX_PATH_MAX} bytes")

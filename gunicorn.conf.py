@@ -64,6 +64,13 @@ timeout = _server.TIMEOUT
 graceful_timeout = 30
 keepalive = 5
 
+# gunicorn's control socket (gunicornc): one per instance at CONTROL_SOCKET, or none.
+# Its default path is one per user, so instances on one machine would take it from each
+# other (each fork of a master re-creates it) and gunicornc would manage the wrong one.
+control_socket_disable = not _server.CONTROL_SOCKET
+if _server.CONTROL_SOCKET:
+    control_socket = _server.CONTROL_SOCKET
+
 # Request limits. gunicorn answers requests over these itself, with HTML:
 # query strings of long filters need the largest request line it allows.
 limit_request_line = 8190

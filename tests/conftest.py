@@ -68,6 +68,7 @@ class PostgresDatabases:
         self.template = f"{self.prefix}_template"
         self.counter = itertools.count(1)
         self.created = []
+        self.kept = []
         self._drop(self.template)
         self.admin.execute(f"CREATE DATABASE {self.template}")
         app = create_app({"TESTING": True, "DATABASE_URL": self.url(self.template)})
@@ -79,11 +80,11 @@ class PostgresDatabases:
     def url(self, name):
         return POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
 
-    def new(self):
-        """The URL of a new database, migrated."""
+    def new(self, until_session_end=False):
+        """The URL of a new database, migrated, dropped after the test (or the session)."""
         name = f"{self.prefix}_{next(self.counter)}"
         self.admin.execute(f"CREATE DATABASE {name} TEMPLATE {self.template} STRATEGY FILE_COPY")
-        self.created.append(name)
+        (self.kept if until_session_end else self.created).append(name)
         return self.url(name)
 
     def drop_created(self):
@@ -95,6 +96,8 @@ class PostgresDatabases:
 
     def close(self):
         self.drop_created()
+        while self.kept:
+            self._drop(self.kept.pop())
         self._drop(self.template)
         self.admin.close()
 
@@ -119,6 +122,37 @@ def postgres_url(postgres_databases):
 
     database.close_all()
     postgres_databases.drop_created()
+
+
+class ServerDatabases:
+    """The databases of tests/server.py's servers (and helpers.create_key): the SQLite file a
+    test names, or under COLLECTOR_TEST_BACKEND=postgres a throwaway PostgreSQL database
+    standing for it, one per file, dropped at the session's end (module fixtures' servers
+    outlive a test)."""
+
+    request = None  # the session's, to reach its PostgreSQL databases
+    urls = {}
+
+    @classmethod
+    def url(cls, database):
+        """The URL of ``database``: a URL as it is, a SQLite file's path on the backend."""
+        if "://" in str(database):
+            return str(database)
+        if BACKEND != "postgres":
+            return f"sqlite:///{database}"
+        if str(database) not in cls.urls:
+            databases = cls.request.getfixturevalue("postgres_databases")
+            cls.urls[str(database)] = databases.new(until_session_end=True)
+        return cls.urls[str(database)]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def server_databases(request):
+    """Let the session's servers have their databases."""
+    ServerDatabases.request = request
+    yield ServerDatabases
+    ServerDatabases.request = None
+    ServerDatabases.urls.clear()
 
 
 @pytest.fixture

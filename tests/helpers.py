@@ -10,10 +10,13 @@ def record(**fields):
 
 
 def create_key(database_path, name, scopes, services=None, rate_limit=None):
-    """Create an API key in the database at ``database_path`` (migrated first); the key."""
+    """Create an API key in the database at ``database_path`` (migrated first; on the backend
+    under test, as tests/server.py's servers have it); the key."""
+    from conftest import ServerDatabases
+
     from collector import create_app, keys
 
-    store = create_app({"DATABASE_URL": f"sqlite:///{database_path}"}).extensions["store"]
+    store = create_app({"DATABASE_URL": ServerDatabases.url(database_path)}).extensions["store"]
     with store.session():
         store.migrate()
         _api_key, key = keys.create_key(store, name, scopes, services, rate_limit)

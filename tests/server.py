@@ -31,7 +31,8 @@ def free_port():
 
 
 class Server:
-    """gunicorn on ``database`` serving ``app`` (gunicorn.conf.py's wsgi_app when None).
+    """gunicorn on ``database`` (a URL, or a SQLite file: on the backend under test, see
+    conftest.ServerDatabases) serving ``app`` (gunicorn.conf.py's wsgi_app when None).
 
     Use it as a context manager: it is up and answering /healthz inside the block.
     """
@@ -43,7 +44,7 @@ class Server:
             **os.environ,
             "HOST": HOST,
             "PORT": str(self.port),
-            "DATABASE_URL": f"sqlite:///{database}",
+            "DATABASE_URL": database_url(database),
             "ACCESS_LOG": "0",
             **(env or {}),
         }
@@ -134,6 +135,15 @@ class Server:
             if stat and int(stat.rpartition(")")[2].split()[1]) == parent:
                 found.append((int(entry.name), stat.partition("(")[2].rpartition(")")[0]))
         return found
+
+
+def database_url(database):
+    """The URL of ``database``, a URL or a SQLite file's path, on the backend under test."""
+    try:
+        from conftest import ServerDatabases
+    except ImportError:  # bench/ starts servers outside the test suite, on SQLite files
+        return str(database) if "://" in str(database) else f"sqlite:///{database}"
+    return ServerDatabases.url(database)
 
 
 def read_proc(path):

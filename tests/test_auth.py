@@ -369,6 +369,8 @@ def test_no_first_key_when_keys_are_not_required(runner, db_path):
 
 
 @pytest.mark.e2e
+@pytest.mark.sqlite_only("the first admin key is written beside the SQLite file (on PostgreSQL"
+                         " to the working directory's data/, here the checkout's)")
 def test_a_collector_requiring_keys_serves_with_the_first_key(tmp_path):
     database_path = tmp_path / "collector.db"
     with Server(tmp_path, database_path, env={"AUTH": "on", "WORKERS": "1"}) as server:

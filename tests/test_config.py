@@ -22,6 +22,7 @@ def test_defaults():
     assert (server.HOST, server.PORT) == ("127.0.0.1", 8000)
     assert server.WORKERS >= 2
     assert (server.THREADS, server.WORKER_CONNECTIONS) == (8, 1000)
+    assert server.CONTROL_SOCKET == "" and config.DRAIN_FILE == "data/drain"
 
 
 def test_values_from_the_environment():
@@ -48,6 +49,7 @@ def test_values_from_the_environment():
         ({"POSTGRES_PARTITIONS_AHEAD": "0"}, "POSTGRES_PARTITIONS_AHEAD"),
         ({"MAX_ATTRIBUTES_DEPTH": "1000"}, "MAX_ATTRIBUTES_DEPTH"),
         ({"TRUSTED_PROXIES": "10.0.0.0/33"}, "TRUSTED_PROXIES"),
+        ({"DRAIN_FILE": " "}, "DRAIN_FILE"),
     ],
 )
 def test_invalid_setting_is_named(environ, named):
@@ -58,7 +60,8 @@ def test_invalid_setting_is_named(environ, named):
 @pytest.mark.parametrize(
     "environ, named",
     [({"PORT": "http"}, "PORT"), ({"LOG_LEVEL": "loud"}, "LOG_LEVEL"),
-     ({"WORKER_CONNECTIONS": "0"}, "WORKER_CONNECTIONS"), ({"THREADS": "many"}, "THREADS")],
+     ({"WORKER_CONNECTIONS": "0"}, "WORKER_CONNECTIONS"), ({"THREADS": "many"}, "THREADS"),
+     ({"CONTROL_SOCKET": "/tmp/" + "s" * 120}, "CONTROL_SOCKET")],
 )
 def test_invalid_server_setting_is_named(environ, named):
     with pytest.raises(ConfigError, match=named):

@@ -28,7 +28,9 @@ import pytest
 from helpers import create_key
 from server import Server
 
-pytestmark = pytest.mark.e2e
+# The stored rows are read from the SQLite file itself (rows, wait_for).
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.sqlite_only("reads the stored rows from the SQLite file")]
 
 LOGHUB = Path(__file__).resolve().parents[2] / "shared" / "data" / "loghub"
 README = Path(__file__).resolve().parents[1] / "README.md"

@@ -32,7 +32,8 @@ def init_app(app):
     """Register the commands on ``app``'s CLI."""
     for command in (migrate_command, export_command, prune_command, backup_command,
                     restore_command, stats_command, keys_command, verify_command,
-                    mine_command, patterns_command, migrate_to_postgres_command):
+                    mine_command, patterns_command, migrate_to_postgres_command,
+                    drain_command, undrain_command):
         app.cli.add_command(command)
 
 
@@ -174,6 +175,31 @@ def verify_command(store):
     click.echo(found.summary())
     if not found.intact:
         sys.exit(1)
+
+
+@click.command("drain")
+@with_appcontext
+def drain_command():
+    """Create DRAIN_FILE: /readyz answers 503 and load balancers take this instance out."""
+    path = Path(current_app.config["DRAIN_FILE"])
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.touch()
+    except OSError as exc:
+        raise click.ClickException(f"DRAIN_FILE={str(path)!r}: {exc.strerror}") from None
+    click.echo(f"draining: {path} exists, /readyz answers 503 until `make undrain`")
+
+
+@click.command("undrain")
+@with_appcontext
+def undrain_command():
+    """Remove DRAIN_FILE: /readyz answers 200 again when its other checks pass."""
+    path = Path(current_app.config["DRAIN_FILE"])
+    try:
+        path.unlink(missing_ok=True)
+    except OSError as exc:
+        raise click.ClickException(f"DRAIN_FILE={str(path)!r}: {exc.strerror}") from None
+    click.echo(f"serving: {path} removed, /readyz answers as its checks say")
 
 
 @click.command("mine")
