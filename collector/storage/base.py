@@ -11,8 +11,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+import orjson
+
 # Operators of a full-text query, between its terms.
 OPERATORS = ("OR", "NOT")
+
+
+def dump_outcome(outcome):
+    """An idempotency key's outcome (first_id, accepted, duplicates, rejected) as JSON bytes."""
+    return orjson.dumps(outcome, option=orjson.OPT_NON_STR_KEYS)
+
+
+def load_outcome(stored):
+    """The outcome that ``dump_outcome`` stored, the rejected records' indexes as ints again."""
+    first_id, accepted, duplicates, rejected = orjson.loads(stored)
+    return first_id, accepted, duplicates, {int(i): reasons for i, reasons in rejected.items()}
 
 
 class Term(NamedTuple):

@@ -12,11 +12,9 @@ import contextlib
 import math
 from collections import Counter
 
-import orjson
-
 from ...errors import IdempotencyConflict, RateLimited
 from ...records import COLUMNS, Row
-from ..base import WriteTransaction
+from ..base import WriteTransaction, dump_outcome, load_outcome
 from . import chain, partitions
 from .db import database
 from .text import decode, decode_row, encode, encode_row
@@ -100,8 +98,7 @@ class PostgresWriteTransaction(WriteTransaction):
             return None
         if row[0] != request_hash:
             raise IdempotencyConflict()
-        first_id, accepted, duplicates, rejected = orjson.loads(row[1])
-        return first_id, accepted, duplicates, {int(i): reasons for i, reasons in rejected.items()}
+        return load_outcome(row[1])
 
     def remember_outcome(self, key, request_hash, outcome, now):
         self.connection.execute(
@@ -110,7 +107,7 @@ class PostgresWriteTransaction(WriteTransaction):
             " request_hash = excluded.request_hash, created_at = excluded.created_at,"
             " outcome = excluded.outcome",
             (key, request_hash, now,
-             orjson.dumps(outcome, option=orjson.OPT_NON_STR_KEYS).decode()))
+             dump_outcome(outcome).decode()))
 
     def forget_idempotency_keys(self, not_before):
         self.connection.execute("DELETE FROM idempotency_key WHERE created_at < %s",

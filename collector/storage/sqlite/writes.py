@@ -5,11 +5,9 @@ import contextlib
 import math
 from collections import Counter
 
-import orjson
-
 from ...errors import IdempotencyConflict, RateLimited
 from ...records import COLUMNS, Row
-from ..base import WriteTransaction
+from ..base import WriteTransaction, dump_outcome, load_outcome
 from . import chain
 
 # peewee's insert_many builds its query at ~35 us a row; executemany on the
@@ -83,14 +81,13 @@ class SqliteWriteTransaction(WriteTransaction):
             return None
         if row[0] != request_hash:
             raise IdempotencyConflict()
-        first_id, accepted, duplicates, rejected = orjson.loads(row[1])
-        return first_id, accepted, duplicates, {int(i): reasons for i, reasons in rejected.items()}
+        return load_outcome(row[1])
 
     def remember_outcome(self, key, request_hash, outcome, now):
         self.connection.execute(
             "INSERT OR REPLACE INTO idempotency_key (key, request_hash, created_at, outcome)"
             " VALUES (?, ?, ?, ?)",
-            (key, request_hash, now, orjson.dumps(outcome, option=orjson.OPT_NON_STR_KEYS)),
+            (key, request_hash, now, dump_outcome(outcome)),
         )
 
     def forget_idempotency_keys(self, not_before):
