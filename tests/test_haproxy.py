@@ -215,10 +215,29 @@ def stored(url):
     import psycopg
 
     with psycopg.connect(url) as connection:
+        connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ  # one snapshot
         rows = connection.execute(
             "SELECT id, message, event_id FROM log_record ORDER BY id").fetchall()
         head = connection.execute("SELECT last_id FROM chain_head").fetchone()[0]
     return rows, head
+
+
+def id_runs(ids):
+    """``ids`` as compact runs ("1-5, 9"), for a failure message of readable length."""
+    runs = []
+    for record_id in sorted(ids):
+        if runs and runs[-1][1] == record_id - 1:
+            runs[-1][1] = record_id
+        else:
+            runs.append([record_id, record_id])
+    return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in runs)
+
+
+def differ(seen, expected):
+    """What tells ``seen`` apart from ``expected`` (lists of ids), in runs."""
+    return (f"missing {id_runs(set(expected) - set(seen)) or 'none'};"
+            f" extra {id_runs(set(seen) - set(expected)) or 'none'};"
+            f" {len(seen) - len(set(seen))} seen twice; {len(seen)} seen, {len(expected)} expected")
 
 
 def test_three_instances_behind_haproxy_drained_killed_and_restarted(tools, postgres_url,
@@ -274,6 +293,7 @@ def test_three_instances_behind_haproxy_drained_killed_and_restarted(tools, post
         for thread in threads:
             thread.join(RUN_TIMEOUT)
         assert not run.errors, run.errors
+        assert not [thread for thread in threads if thread.is_alive()], "a client still sends"
         rows, head = stored(postgres_url)
         run.newest = head
         follower.join(RUN_TIMEOUT)
@@ -293,7 +313,8 @@ def test_three_instances_behind_haproxy_drained_killed_and_restarted(tools, post
 
     ids = [row[0] for row in rows]
     # ids gapless: the survivors follow the pruned seeded ones, up to the chain's head
-    assert ids == list(range(seeded_last + 1, head + 1))
+    assert ids == list(range(seeded_last + 1, head + 1)), differ(
+        ids, range(seeded_last + 1, head + 1))
     assert verify["intact"] and verify["records"] == len(rows) and verify["pruned"] == SEEDED
     # each key produced one batch: every resend got the first answer again
     assert run.replays and all(run.answers[key] == replay for key, replay in run.replays)
@@ -309,7 +330,7 @@ def test_three_instances_behind_haproxy_drained_killed_and_restarted(tools, post
     stored_shared = [event_id for _, _, event_id in rows if event_id is not None]
     assert sorted(stored_shared) == sorted(shared)
     # the follower saw every id, in order, once
-    assert seen == ids
+    assert seen == ids, differ(seen, ids)
     # HAProxy sent nothing to c1 while it was drained; c2 served again after its restart
     assert not [when for when, instance in run.served
                 if instance == "c1" and drained_at < when < undrained_at]

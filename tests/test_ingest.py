@@ -3,6 +3,8 @@
 import contextlib
 import gzip
 import logging
+import threading
+import time
 import sqlite3
 import zlib
 
@@ -630,3 +632,33 @@ def test_a_refused_batch_takes_no_write_lock(client, writer, monkeypatch):
     assert_error(post(client, [record(severity="LOUD")]), 422, "validation_failed")
     assert_error(post(client, b"[]"), 400, "empty_batch")
     assert transactions == []
+
+
+def test_waiting_threads_take_turns_to_lead_and_every_batch_is_answered(make_app, monkeypatch):
+    app = make_app(WRITE_LOCK_TIMEOUT=5)
+    writer = app.extensions["writer"]
+    writer.group_rows = 4  # several groups, each led by a thread that waited for its turn
+    groups, real_store = [], writer.store_group
+
+    def slow_store(batches, committed, gather):
+        time.sleep(0.02)  # as if the write lock were held elsewhere: the others queue up
+        real_store(batches, committed, gather)
+        groups.append(len(batches))
+
+    monkeypatch.setattr(writer, "store_group", slow_store)
+    answers = []
+
+    def send(number):
+        response = app.test_client().post("/ingest", json=[record(message=f"m{number}")])
+        answers.append((response.status_code, response.get_json()["first_id"]))
+
+    threads = [threading.Thread(target=send, args=(number,)) for number in range(24)]
+    started = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(answers) == [(201, record_id) for record_id in range(1, 25)]
+    assert time.monotonic() - started < 3  # no thread waited out a timeout to lead
+    assert sum(groups) == 24 and 6 <= len(groups) < 24  # queued ones were stored together
+    assert writer._leader is None and not writer._waiting

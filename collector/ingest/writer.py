@@ -79,6 +79,13 @@ class Batch:
     result: IngestResult | None = None
     error: BaseException | None = None
     done: bool = False
+    wake: threading.Event = field(default_factory=threading.Event)  # done, or lead next
+
+
+def _done(batch):
+    """Mark ``batch`` answered and wake its thread."""
+    batch.done = True
+    batch.wake.set()
 
 
 def validate(records, schema):
@@ -128,7 +135,7 @@ class Writer:
         self.idempotency_ttl = config["IDEMPOTENCY_TTL"] * 1_000_000
         self.group_rows = GROUP_ROWS
         self._waiting = collections.deque()  # batches no leader has taken yet, oldest first
-        self._changed = threading.Condition()
+        self._mutex = threading.Lock()  # guards _waiting and _leader
         self._leader = None  # the batch whose thread is leading, if any
         self._forget_keys = Throttle(FORGET_KEYS_EVERY)
 
@@ -142,28 +149,41 @@ class Writer:
         WRITE_LOCK_TIMEOUT.
         """
         deadline = time.monotonic() + self.lock_timeout
-        with self._changed:
+        with self._mutex:
             self._waiting.append(batch)
-        while True:
-            with self._changed:
-                while self._leader is not None and not batch.done:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0 and batch in self._waiting:
-                        self._waiting.remove(batch)  # no leader took it: nothing was stored
-                        raise StorageBusy()
-                    self._changed.wait(remaining if remaining > 0 else 0.05)
-                if batch.done:
-                    break
+            if self._leader is None:
                 self._leader = batch
+        # Each thread sleeps on its own batch's event, set when the batch is answered or
+        # when its thread is to lead next: one wake-up a batch, where a shared condition
+        # woke every waiting thread at every change.
+        while self._leader is not batch and not batch.done:
+            remaining = deadline - time.monotonic()
+            if remaining > 0:
+                batch.wake.wait(remaining)
+                continue
+            with self._mutex:
+                if batch in self._waiting and self._leader is not batch:
+                    self._waiting.remove(batch)  # no leader took it: nothing was stored
+                    raise StorageBusy()
+            if self._leader is not batch:
+                batch.wake.wait()  # in a group being stored: its answer comes
+        if self._leader is batch:
             try:
-                self._lead()
+                while not batch.done:  # a full group may have left this thread's batch out
+                    self._lead()
             finally:
-                with self._changed:
-                    self._leader = None
-                    self._changed.notify_all()
+                self._hand_over()
         if batch.error is not None:
             raise batch.error
         return batch.result
+
+    def _hand_over(self):
+        """Make the oldest waiting batch's thread the leader, or leave none."""
+        with self._mutex:
+            self._leader = self._waiting[0] if self._waiting else None
+            successor = self._leader
+        if successor is not None:
+            successor.wake.set()
 
     def _lead(self):
         """Prepare waiting batches, oldest first, and store them together."""
@@ -188,31 +208,27 @@ class Writer:
         """
         rows = sum(len(batch.rows) for batch in group)
         while rows < self.group_rows:
-            with self._changed:
+            with self._mutex:
                 if not self._waiting:
                     return
                 batch = self._waiting.popleft()
             try:
                 self._prepare(batch)
             except Exception as exc:  # answered to that batch's own request
-                with self._changed:
-                    batch.error = exc
-                    batch.done = True
-                    self._changed.notify_all()
+                batch.error = exc
+                _done(batch)
                 continue
             if not batch.rows and not batch.idempotency_key:  # nothing to store: no write lock
                 batch.result = IngestResult(None, [], batch.rejected)
-                batch.done = True
+                _done(batch)
                 continue
             group.append(batch)
             rows += len(batch.rows)
 
     def _answer(self, group):
         """Let the group's threads answer (its commit is durable, or it failed)."""
-        with self._changed:
-            for batch in group:
-                batch.done = True
-            self._changed.notify_all()
+        for batch in group:
+            _done(batch)
 
     def _prepare(self, batch):
         records = batch.read_records()

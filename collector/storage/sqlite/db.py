@@ -117,9 +117,13 @@ class WriteLock:
     """
 
     # Between tries for the file lock, as another process holds it.
-    FIRST_WAIT, LONGEST_WAIT = 0.0005, 0.005
+    FIRST_WAIT, LONGEST_WAIT = 0.0001, 0.001
     # How long one checkpoint attempt waits for readers to leave the log.
     CHECKPOINT_BUSY_MS = 50
+    # Copies without the lock, at most; the frames left to copy with it, at most.
+    PASSIVE_PASSES, LOCKED_FRAMES = 3, 64
+    # After readers kept the log from emptying, the checkpointer waits this long (s) to retry.
+    CHECKPOINT_RETRY = 0.1
 
     def __init__(self, path, config):
         self.path = f"{path}.write-lock"
@@ -132,6 +136,8 @@ class WriteLock:
         self._thread_lock = threading.Lock()
         self._file = None
         self._pid = None  # the process that opened _file: a forked child opens its own
+        self._checkpointer_pid = None  # the process whose checkpointer thread runs
+        self._checkpoint_due = None
 
     @contextlib.contextmanager
     def held(self):
@@ -148,13 +154,16 @@ class WriteLock:
         finally:
             self._thread_lock.release()
 
-    def _lock_file(self, deadline):
+    def _open_file(self):
         if self._pid != os.getpid():
             try:
                 self._file = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             except PermissionError:  # a directory the database cannot be written in either
                 raise StorageReadOnly() from None
             self._pid = os.getpid()
+
+    def _lock_file(self, deadline):
+        self._open_file()
         wait = self.FIRST_WAIT
         while True:
             try:
@@ -166,41 +175,84 @@ class WriteLock:
                 time.sleep(wait)
                 wait = min(wait * 2, self.LONGEST_WAIT)
 
-    def checkpoint_due(self):
-        """Whether the log has grown past the size that calls for a checkpoint."""
-        return _file_size(self.wal_path) >= self.checkpoint_bytes
+    def after_commit(self, connection):
+        """Checkpoint the log when due: in this process's checkpointer thread, so the writer
+        goes on at once; in the writer itself past WAL_MAX_MB (back-pressure on its worker)."""
+        size = _file_size(self.wal_path)
+        if size < self.checkpoint_bytes:
+            return
+        if size >= self.max_bytes:
+            self.checkpoint(connection, wait=self.checkpoint_wait)
+            return
+        if self._checkpointer_pid != os.getpid():  # started lazily: threads do not cross a fork
+            self._checkpointer_pid = os.getpid()
+            self._checkpoint_due = threading.Event()
+            threading.Thread(target=self._checkpoint_when_due, name="wal-checkpointer",
+                             daemon=True).start()
+        self._checkpoint_due.set()
 
-    def checkpoint(self, connection):
-        """Copy the log into the database and empty it; called without the lock held.
+    def _checkpoint_when_due(self):
+        while True:
+            self._checkpoint_due.wait()
+            self._checkpoint_due.clear()
+            try:
+                with database.connection_context():
+                    emptied = self.checkpoint(database.connection())
+            except Exception:  # noqa: BLE001 (the next commit asks again; a writer is never hurt)
+                emptied = False
+            if not emptied:  # readers kept the log: no retry at every commit meanwhile
+                time.sleep(self.CHECKPOINT_RETRY)
 
-        The bulk is copied first (PASSIVE) while other writers go on; then, with
-        the lock, TRUNCATE copies what they added meanwhile and empties the log:
-        only readers can stand in its way, and one try waits CHECKPOINT_BUSY_MS
-        for them. Past WAL_MAX_MB the writer keeps trying for WAL_CHECKPOINT_WAIT
-        seconds (back-pressure on its own worker) before going on.
+    def checkpoint(self, connection, wait=0.0):
+        """Copy the log into the database and empty it; True when emptied (or another process
+        is at it). Called without the lock held.
+
+        One process checkpoints at a time (a lock on a byte of the lock file; the others
+        would only wait behind it). The bulk is copied first (PASSIVE) while writers go on;
+        then, with the lock, TRUNCATE copies what they added meanwhile and empties the log:
+        only readers can stand in its way, and one try waits CHECKPOINT_BUSY_MS for them.
+        With ``wait`` (past WAL_MAX_MB) the checkpoint keeps trying for that many seconds.
         """
         started = time.perf_counter()
-        connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        busy = True
+        give_up = time.monotonic() + wait
+        if not self._lock_checkpoints(give_up):
+            return True
         try:
-            with self.held():
-                size = _file_size(self.wal_path)
-                give_up = time.monotonic() + (self.checkpoint_wait if size >= self.max_bytes
-                                              else 0)
-                connection.execute(f"PRAGMA busy_timeout = {self.CHECKPOINT_BUSY_MS}")
-                try:
-                    while True:
-                        busy, _, _ = connection.execute(
-                            "PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-                        if not busy or time.monotonic() >= give_up:
-                            break
-                        time.sleep(0.005)
-                finally:
-                    connection.execute(f"PRAGMA busy_timeout = {self.busy_timeout}")
-        except StorageBusy:  # the writes are committed: the next commit tries again
-            pass
+            for _ in range(self.PASSIVE_PASSES):
+                _, logged, copied = connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                if logged - copied <= self.LOCKED_FRAMES:
+                    break
+            busy = True
+            try:
+                with self.held():
+                    connection.execute(f"PRAGMA busy_timeout = {self.CHECKPOINT_BUSY_MS}")
+                    try:
+                        while True:
+                            busy, _, _ = connection.execute(
+                                "PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+                            if not busy or time.monotonic() >= give_up:
+                                break
+                            time.sleep(0.005)
+                    finally:
+                        connection.execute(f"PRAGMA busy_timeout = {self.busy_timeout}")
+            except StorageBusy:  # the writes are committed: the next commit tries again
+                pass
+        finally:
+            fcntl.lockf(self._file, fcntl.LOCK_UN, 1, 1)
         WAL_CHECKPOINTS.labels("busy" if busy else "emptied").observe(
             time.perf_counter() - started)
+        return not busy
+
+    def _lock_checkpoints(self, give_up):
+        self._open_file()
+        while True:
+            try:
+                fcntl.lockf(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 1)
+                return True
+            except OSError:  # another process checkpoints
+                if time.monotonic() >= give_up:
+                    return False
+                time.sleep(0.005)
 
 
 _write_lock = None  # the WriteLock of the configured database
@@ -241,9 +293,7 @@ def write_transaction(committed=None):
                 WRITE_TRANSACTION.observe(time.perf_counter() - locked)
             if committed is not None:
                 committed()
-            due = _write_lock.checkpoint_due()
-        if due:
-            _write_lock.checkpoint(connection)
+        _write_lock.after_commit(connection)
 
 
 @contextlib.contextmanager
