@@ -28,8 +28,8 @@ def soak(bench):
     """Section: ``Mode.soak_duration`` seconds of mixed 1- and 1,000-record batches."""
     seconds = bench.mode.soak_duration
     if not seconds:
-        return {"skipped": "run with BENCH=soak"}, [
-            Row("sustained ingest for 10 minutes", "skipped (BENCH=soak)")]
+        return {"skipped": "run with BENCH=soak or BENCH=full"}, [
+            Row("sustained ingest for 10 minutes", "skipped (BENCH=soak or full)")]
     records = [{key: value for key, value in record.items() if key != "timestamp"}
                for record in bench.records]
     batches = [orjson.dumps(records[i:i + BATCH])
