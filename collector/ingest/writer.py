@@ -172,14 +172,17 @@ class Writer:
                 while not batch.done:  # a full group may have left this thread's batch out
                     self._lead()
             finally:
-                self._hand_over()
+                self._hand_over(batch)
         if batch.error is not None:
             raise batch.error
         return batch.result
 
-    def _hand_over(self):
-        """Make the oldest waiting batch's thread the leader, or leave none."""
+    def _hand_over(self, batch):
+        """Make the oldest waiting batch's thread the leader, or leave none; ``batch``, when
+        its leading failed before it was taken, is no one's to store."""
         with self._mutex:
+            if batch in self._waiting:
+                self._waiting.remove(batch)
             self._leader = self._waiting[0] if self._waiting else None
             successor = self._leader
         if successor is not None:
