@@ -3,9 +3,9 @@
 import contextlib
 import gzip
 import logging
+import sqlite3
 import threading
 import time
-import sqlite3
 import zlib
 
 import orjson
