@@ -109,11 +109,11 @@ class WriteLock:
     when a writer starts, so SQLite never rewinds it, and it grows without bound
     under sustained ingest (3 GB in 3 minutes, measured). Writers hold this lock
     (a thread lock, then an ``flock`` on ``<database>.write-lock``) from before
-    BEGIN IMMEDIATE until after the commit; a writer that leaves the log past its
-    trigger copies it back while others go on writing, then takes the lock again
-    to copy the rest and empty the log with no writer in between. The lock also
-    hands over at once when released, where SQLite's busy handler polls in sleeps
-    of up to 100 ms.
+    BEGIN IMMEDIATE until after the commit; once a commit leaves the log past its
+    trigger, the process's checkpointer thread copies it back while writers go on,
+    then takes the lock to copy the rest and empty the log with no writer in
+    between. A waiting writer is let in within a millisecond of the lock coming
+    free, where SQLite's busy handler polls in sleeps of up to 100 ms.
     """
 
     # Between tries for the file lock, as another process holds it.
@@ -137,6 +137,8 @@ class WriteLock:
         self._file = None
         self._pid = None  # the process that opened _file: a forked child opens its own
         self._checkpointer_pid = None  # the process whose checkpointer thread runs
+        # A process's checkpoints, one at a time: the byte lock is the process's, not a thread's.
+        self._checkpointing = threading.Lock()
         self._checkpoint_due = None
 
     @contextlib.contextmanager
@@ -215,6 +217,14 @@ class WriteLock:
         """
         started = time.perf_counter()
         give_up = time.monotonic() + wait
+        if not self._checkpointing.acquire(timeout=wait):
+            return True  # this process's other checkpointer is at it
+        try:
+            return self._checkpoint(connection, started, give_up)
+        finally:
+            self._checkpointing.release()
+
+    def _checkpoint(self, connection, started, give_up):
         if not self._lock_checkpoints(give_up):
             return True
         try:
