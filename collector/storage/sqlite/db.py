@@ -5,7 +5,6 @@ import contextlib
 import fcntl
 import os
 import sqlite3
-import struct
 import threading
 import time
 
@@ -21,8 +20,6 @@ from ...metrics import WAL_CHECKPOINTS, WRITE_LOCK_WAIT, WRITE_TRANSACTION
 database = PooledSqliteDatabase(None, max_connections=None)
 PAGE_SIZE = 4096  # SQLite's default, which the collector keeps
 MIB = 1024 * 1024
-WAL_INDEX_HEADER = 136  # bytes: two copies of the wal-index header and the checkpoint info
-WAL_FRAME_HEADER = 24  # bytes before each page in the -wal file
 
 
 def pragmas(config):
@@ -41,9 +38,8 @@ def pragmas(config):
         # How long BEGIN IMMEDIATE waits for the write lock, in milliseconds.
         "busy_timeout": round(config["WRITE_LOCK_TIMEOUT"] * 1000),
         # The writers checkpoint the log themselves (see WriteLock); SQLite's own
-        # checkpoint after each commit stays only as a net, at twice the bound: at the
-        # bound itself it would copy the log first and leave the writer nothing to do.
-        "wal_autocheckpoint": 2 * config["WAL_MAX_MB"] * MIB // PAGE_SIZE,
+        # checkpoint after each commit stays only as a net, past the bound.
+        "wal_autocheckpoint": config["WAL_MAX_MB"] * MIB // PAGE_SIZE,
         "journal_size_limit": config["WAL_MAX_MB"] * MIB,
     }
     if config["SQLITE_MAX_SIZE_MB"]:
@@ -115,7 +111,7 @@ class WriteLock:
     (a thread lock, then an ``flock`` on ``<database>.write-lock``) from before
     BEGIN IMMEDIATE until after the commit; once a commit leaves the log past its
     trigger, the process's checkpointer thread copies it back while writers go on,
-    then takes the lock to copy the rest and rewind the log with no writer in
+    then takes the lock to copy the rest and empty the log with no writer in
     between. A waiting writer is let in within a millisecond of the lock coming
     free, where SQLite's busy handler polls in sleeps of up to 100 ms.
     """
@@ -131,7 +127,7 @@ class WriteLock:
 
     def __init__(self, path, config):
         self.path = f"{path}.write-lock"
-        self.wal_index_path = f"{path}-shm"
+        self.wal_path = f"{path}-wal"
         self.timeout = config["WRITE_LOCK_TIMEOUT"]
         self.checkpoint_bytes = config["WAL_CHECKPOINT_MB"] * MIB
         self.max_bytes = config["WAL_MAX_MB"] * MIB
@@ -184,7 +180,7 @@ class WriteLock:
     def after_commit(self, connection):
         """Checkpoint the log when due: in this process's checkpointer thread, so the writer
         goes on at once; in the writer itself past WAL_MAX_MB (back-pressure on its worker)."""
-        size = self.log_bytes()
+        size = _file_size(self.wal_path)
         if size < self.checkpoint_bytes:
             return
         if size >= self.max_bytes:
@@ -197,57 +193,27 @@ class WriteLock:
                              daemon=True).start()
         self._checkpoint_due.set()
 
-    def log_bytes(self):
-        """How much of the write-ahead log is not yet copied into the database, in bytes:
-        the whole log, from its start, or 0 once all of it is (the next commit rewinds it).
-
-        Not the -wal file's size: a rewound log is written again from its start, so the file
-        keeps the largest size the log reached. The wal-index (the -shm file) counts the
-        frames in the log (``mxFrame``, at byte 16 of its header) and those copied back
-        (``nBackfill``, at byte 96), in the machine's byte order
-        (https://www.sqlite.org/walformat.html); each frame is a page and its header.
-        """
-        try:
-            with open(self.wal_index_path, "rb") as index:
-                header = index.read(WAL_INDEX_HEADER)
-        except FileNotFoundError:  # no connection opened the database in WAL mode yet
-            return 0
-        if len(header) < WAL_INDEX_HEADER:
-            return 0
-        (frames,) = struct.unpack_from("=I", header, 16)
-        (copied,) = struct.unpack_from("=I", header, 96)
-        return 0 if copied >= frames else frames * (PAGE_SIZE + WAL_FRAME_HEADER)
-
     def _checkpoint_when_due(self):
         while True:
             self._checkpoint_due.wait()
             self._checkpoint_due.clear()
-            if self.log_bytes() < self.checkpoint_bytes:  # another process's checkpointer was first
-                continue
             try:
                 with database.connection_context():
-                    rewound = self.checkpoint(database.connection())
+                    emptied = self.checkpoint(database.connection())
             except Exception:  # noqa: BLE001 (the next commit asks again; a writer is never hurt)
-                rewound = False
-            if not rewound:  # readers kept the log: no retry at every commit meanwhile
+                emptied = False
+            if not emptied:  # readers kept the log: no retry at every commit meanwhile
                 time.sleep(self.CHECKPOINT_RETRY)
 
     def checkpoint(self, connection, wait=0.0):
-        """Copy all of the log into the database, for the next commit to rewind it; True when
-        done (or another process is at it). Called without the lock held.
+        """Copy the log into the database and empty it; True when emptied (or another process
+        is at it). Called without the lock held.
 
         One process checkpoints at a time (a lock on a byte of the lock file; the others
         would only wait behind it). The bulk is copied first (PASSIVE) while writers go on;
-        then, with the lock, RESTART copies what they added meanwhile and waits until no reader
-        needs the log, so the next commit rewinds it and writes it from its start: only readers
-        can stand in its way, and one try waits CHECKPOINT_BUSY_MS for them. With ``wait``
-        (past WAL_MAX_MB) the checkpoint keeps trying for that many seconds.
-
-        RESTART and not TRUNCATE: cutting the file to nothing, to grow it again at once,
-        held the writers out 20-40 ms a time on a file system that discards freed blocks,
-        where rewinding takes 2-6 ms; and a log written over costs its commits less than one
-        that grows. The file stays at the largest size the log reached (see WAL_MAX_MB), and
-        SQLite's ``journal_size_limit`` cuts it back to WAL_MAX_MB when it grew past.
+        then, with the lock, TRUNCATE copies what they added meanwhile and empties the log:
+        only readers can stand in its way, and one try waits CHECKPOINT_BUSY_MS for them.
+        With ``wait`` (past WAL_MAX_MB) the checkpoint keeps trying for that many seconds.
         """
         started = time.perf_counter()
         give_up = time.monotonic() + wait
@@ -273,7 +239,7 @@ class WriteLock:
                     try:
                         while True:
                             busy, _, _ = connection.execute(
-                                "PRAGMA wal_checkpoint(RESTART)").fetchone()
+                                "PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
                             if not busy or time.monotonic() >= give_up:
                                 break
                             time.sleep(0.005)
@@ -300,6 +266,13 @@ class WriteLock:
 
 
 _write_lock = None  # the WriteLock of the configured database
+
+
+def _file_size(path):
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return 0
 
 
 @contextlib.contextmanager
