@@ -58,8 +58,8 @@ PATTERN_DELAY = Histogram(
 )
 WAL_CHECKPOINTS = Histogram(
     "collector_wal_checkpoints_seconds",
-    "Checkpoints of SQLite's write-ahead log after a commit, by result: emptied, or busy"
-    " (readers kept it in use).",
+    "Checkpoints of SQLite's write-ahead log after a commit, by result: emptied (all of it"
+    " copied back, the next commit rewinds it), or busy (readers kept it in use).",
     ["result"],
 )
 OVERLOADED = Counter(
