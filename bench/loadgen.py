@@ -14,7 +14,7 @@ import multiprocessing
 import time
 import traceback
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 HOST = "127.0.0.1"
 REQUEST_TIMEOUT = 120.0  # seconds; a 10,000-record batch queued behind seven others is slow
@@ -47,6 +47,9 @@ class LoadResult:
     failures: int  # requests that got no answer (connection reset, timeout)
     client_cpu_seconds: float
     server_cpu_seconds: float | None  # from the sampler, over the window
+    # Open loop: how late each client woke for a request it was idle before (seconds,
+    # sorted): the load generator's own share of a latency, on cores it shares with the server.
+    oversleeps: list = field(default_factory=list)
 
     @property
     def requests(self):
@@ -68,6 +71,12 @@ class LoadResult:
             return None
         rank = max(1, math.ceil(fraction * len(self.latencies)))
         return self.latencies[rank - 1] * 1000
+
+    def share_over_ms(self, ms):
+        """The share of the window's requests that took longer than ``ms`` milliseconds."""
+        if not self.latencies:
+            return None
+        return sum(1 for latency in self.latencies if latency * 1000 > ms) / len(self.latencies)
 
     def figures(self):
         """The result as JSON-ready figures."""
@@ -91,16 +100,20 @@ class LoadResult:
             "statuses": {str(status): n for status, n in sorted(self.statuses.items())},
             "server_cpu_us_per_record": cpu_per_record,
             "client_cpu_seconds": self.client_cpu_seconds,
+            "client_oversleep_p99_ms": (
+                self.oversleeps[max(0, math.ceil(0.99 * len(self.oversleeps)) - 1)] * 1000
+                if self.oversleeps else None),
         }
 
 
-def run(load, sample=None):
+def run(load, sample=None, during=None):
     """Drive the server with ``load`` and return the LoadResult.
 
     ``sample``, when given, is called when the window opens and when it closes; the
-    difference of its two answers is reported as the server's CPU seconds.
+    difference of its two answers is reported as the server's CPU seconds. ``during`` as
+    for run_many.
     """
-    return run_many([load], sample)[0]
+    return run_many([load], sample, during)[0]
 
 
 def run_many(loads, sample=None, during=None):
@@ -135,17 +148,20 @@ def run_many(loads, sample=None, during=None):
         failed = [report for report in collected if isinstance(report, str)]
         if failed:
             raise RuntimeError(f"a load-generator client failed:\n{failed[0]}")
-        latencies, completions, statuses, failures, cpu = [], [], Counter(), 0, 0.0
+        latencies, completions, oversleeps = [], [], []
+        statuses, failures, cpu = Counter(), 0, 0.0
         for report in collected:
             latencies.extend(report["latencies"])
+            oversleeps.extend(report["oversleeps"])
             completions.extend(report["completions"])
             statuses.update(report["statuses"])
             failures += report["failures"]
             cpu += report["cpu_seconds"]
         latencies.sort()
         completions.sort()
+        oversleeps.sort()
         results.append(LoadResult(load, latencies, completions, statuses, failures, cpu,
-                                  server_cpu))
+                                  server_cpu, oversleeps))
     for client in clients:
         client.join()
     return results
@@ -164,7 +180,7 @@ def _send_until_window_closes(load, index, start, window):
     # Clients start at different bodies so concurrent requests carry different records.
     position = index * len(bodies) // load.clients
     connection = http.client.HTTPConnection(HOST, load.port, timeout=REQUEST_TIMEOUT)
-    latencies, completions, statuses, failures = [], [], Counter(), 0
+    latencies, completions, oversleeps, statuses, failures = [], [], [], Counter(), 0
     # Open loop: this client's requests are due every ``interval`` s, the clients staggered.
     interval = load.clients / load.rate if load.rate else None
     due = time.perf_counter() + (start - time.time()) + (index * interval / load.clients
@@ -174,10 +190,12 @@ def _send_until_window_closes(load, index, start, window):
     while time.time() < closes:
         body = bodies[position % len(bodies)]
         position += 1
+        overslept = None
         if interval:
             wait = due - time.perf_counter()
             if wait > 0:
                 time.sleep(wait)
+                overslept = time.perf_counter() - due
             sent, due = due, due + interval
         else:
             sent = time.perf_counter()
@@ -195,10 +213,13 @@ def _send_until_window_closes(load, index, start, window):
         if opens <= now <= closes:
             latencies.append(latency)
             completions.append(now)
+            if overslept is not None:
+                oversleeps.append(overslept)
     connection.close()
     return {
         "latencies": latencies,
         "completions": completions,
+        "oversleeps": oversleeps,
         "statuses": statuses,
         "failures": failures,
         "cpu_seconds": time.process_time() - cpu_started,

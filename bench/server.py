@@ -6,9 +6,14 @@ Access logs are off (the tests' Server turns them off); every other setting
 as for `make run`.
 """
 
+import http.client
 import os
 
-from tests.server import PROC, Server, read_proc
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.server import HOST, PROC, Server, read_proc
+
+REQUEST_DURATION = "collector_request_duration_seconds"
 
 
 class BenchServer(Server):
@@ -32,6 +37,26 @@ class BenchServer(Server):
                 if line.startswith("VmHWM:"):
                     peaks[pid] = int(line.split()[1]) / 1024  # kB
         return peaks
+
+    def requests_handled_within(self, endpoint):
+        """{bucket's upper bound in seconds: requests so far} of ``endpoint``'s view, every
+        worker and answer together: the app's own histogram on /metrics, which times the view
+        from Flask's start of the request to its answer (gunicorn's share is outside)."""
+        connection = http.client.HTTPConnection(HOST, self.port, timeout=10)
+        try:
+            connection.request("GET", "/metrics")
+            text = connection.getresponse().read().decode()
+        finally:
+            connection.close()
+        within = {}
+        for family in text_string_to_metric_families(text):
+            if family.name != REQUEST_DURATION:
+                continue
+            for sample in family.samples:
+                if sample.name.endswith("_bucket") and sample.labels["endpoint"] == endpoint:
+                    bound = float(sample.labels["le"])
+                    within[bound] = within.get(bound, 0) + sample.value
+        return within
 
     def workers_io(self):
         """Each worker's bytes written so far, by pid: (write_bytes reaching the disk, wchar)."""

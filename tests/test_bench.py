@@ -68,6 +68,9 @@ def test_smoke_run_reports_every_section(tmp_path):
         assert run["requests_per_s"] > 0
         assert run["non_2xx"] == 0, run["statuses"]
     assert sections["ingest"]["runs"]["1000"]["records_per_s"] > 0
+    for run in sections["open_loop"]["runs"].values():  # where the slow requests spent it
+        assert 0 <= run["view_over_share"] <= 1 and 0 <= run["client_over_share"] <= 1
+        assert run["client_oversleep_p99_ms"] >= 0
     assert sections["storage_limit"]["records_per_s"] > 0
     assert all(value > 0 for value in sections["stages"]["us_per_record"].values())
     assert max(sections["memory"]["workers_peak_rss_mb"]) > 0
