@@ -67,10 +67,7 @@ class LoadResult:
 
     def percentile_ms(self, fraction):
         """The latency that ``fraction`` of the window's requests stayed within (nearest rank)."""
-        if not self.latencies:
-            return None
-        rank = max(1, math.ceil(fraction * len(self.latencies)))
-        return self.latencies[rank - 1] * 1000
+        return _percentile_ms(self.latencies, fraction)
 
     def share_over_ms(self, ms):
         """The share of the window's requests that took longer than ``ms`` milliseconds."""
@@ -100,10 +97,15 @@ class LoadResult:
             "statuses": {str(status): n for status, n in sorted(self.statuses.items())},
             "server_cpu_us_per_record": cpu_per_record,
             "client_cpu_seconds": self.client_cpu_seconds,
-            "client_oversleep_p99_ms": (
-                self.oversleeps[max(0, math.ceil(0.99 * len(self.oversleeps)) - 1)] * 1000
-                if self.oversleeps else None),
+            "client_oversleep_p99_ms": _percentile_ms(self.oversleeps, 0.99),
         }
+
+
+def _percentile_ms(seconds, fraction):
+    """The nearest-rank ``fraction`` percentile of sorted ``seconds``, in ms (None if empty)."""
+    if not seconds:
+        return None
+    return seconds[max(1, math.ceil(fraction * len(seconds))) - 1] * 1000
 
 
 def run(load, sample=None, during=None):

@@ -68,9 +68,13 @@ def test_smoke_run_reports_every_section(tmp_path):
         assert run["requests_per_s"] > 0
         assert run["non_2xx"] == 0, run["statuses"]
     assert sections["ingest"]["runs"]["1000"]["records_per_s"] > 0
-    for run in sections["open_loop"]["runs"].values():  # where the slow requests spent it
+    open_runs = sections["open_loop"]["runs"].values()
+    for run in open_runs:  # where the slow requests spent it
         assert 0 <= run["view_over_share"] <= 1 and 0 <= run["client_over_share"] <= 1
-        assert run["client_oversleep_p99_ms"] >= 0
+    # None where a loaded machine made every request of a run leave late (no client slept).
+    oversleeps = [run["client_oversleep_p99_ms"] for run in open_runs]
+    assert any(ms is not None for ms in oversleeps)
+    assert all(ms >= 0 for ms in oversleeps if ms is not None)
     assert sections["storage_limit"]["records_per_s"] > 0
     assert all(value > 0 for value in sections["stages"]["us_per_record"].values())
     assert max(sections["memory"]["workers_peak_rss_mb"]) > 0
