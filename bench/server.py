@@ -42,14 +42,8 @@ class BenchServer(Server):
         """{bucket's upper bound in seconds: requests so far} of ``endpoint``'s view, every
         worker and answer together: the app's own histogram on /metrics, which times the view
         from Flask's start of the request to its answer (gunicorn's share is outside)."""
-        connection = http.client.HTTPConnection(HOST, self.port, timeout=10)
-        try:
-            connection.request("GET", "/metrics")
-            text = connection.getresponse().read().decode()
-        finally:
-            connection.close()
         within = {}
-        for family in text_string_to_metric_families(text):
+        for family in self._metric_families():
             if family.name != REQUEST_DURATION:
                 continue
             for sample in family.samples:
@@ -57,6 +51,25 @@ class BenchServer(Server):
                     bound = float(sample.labels["le"])
                     within[bound] = within.get(bound, 0) + sample.value
         return within
+
+    def seconds_spent_in(self, histograms):
+        """{histogram: seconds it has timed so far}, every worker and label together: the
+        ``_sum`` of each of the app's ``histograms`` on /metrics."""
+        spent = dict.fromkeys(histograms, 0.0)
+        for family in self._metric_families():
+            if family.name in spent:
+                spent[family.name] += sum(sample.value for sample in family.samples
+                                          if sample.name.endswith("_sum"))
+        return spent
+
+    def _metric_families(self):
+        connection = http.client.HTTPConnection(HOST, self.port, timeout=10)
+        try:
+            connection.request("GET", "/metrics")
+            text = connection.getresponse().read().decode()
+        finally:
+            connection.close()
+        return text_string_to_metric_families(text)
 
     def workers_io(self):
         """Each worker's bytes written so far, by pid: (write_bytes reaching the disk, wchar)."""
