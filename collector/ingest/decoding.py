@@ -14,6 +14,14 @@ from ..errors import InvalidInput, TooLarge, UnsupportedFormat
 # -MAX_WBITS reads raw deflate (which some clients send as "deflate").
 _WBITS = {"gzip": (16 + zlib.MAX_WBITS,), "deflate": (zlib.MAX_WBITS, -zlib.MAX_WBITS)}
 
+# orjson builds a tree of the whole document before its Python objects and holds some 15
+# times the body's size at its peak (68 MiB for a 4.4 MiB array of 10,000 records): a larger
+# array is parsed a piece of this size at a time, cut between two of its objects.
+PIECE_BYTES = 1024 * 1024
+CUT_TRIES = 4  # candidate cuts tried for a piece (a "},{" may lie inside a string)
+_WHITESPACE = b" \t\r\n"  # JSON's
+_OPEN, _CLOSE = ord("["), ord("]")
+
 
 def decompress(body, encoding, limit):
     """The body with its Content-Encoding undone, refusing to expand beyond ``limit`` bytes."""
@@ -81,7 +89,7 @@ def decode_json(body):
     if not body.strip():
         return []  # no records, as `[]` is: the same answer
     try:
-        document = orjson.loads(body)
+        document = _parse(body)
     except orjson.JSONDecodeError as exc:
         error = not_utf8(body) or malformed(exc)
         if exc.msg == "unexpected content after document" and exc.colno == 1:
@@ -96,6 +104,46 @@ def decode_json(body):
             f"expected a JSON array of records or one record object, got {json_type(document)}",
         )
     return document
+
+
+def _parse(body):
+    """orjson.loads(body); a large array parsed piece by piece to the same list."""
+    bounds = _array_bounds(body) if len(body) > PIECE_BYTES else None
+    if bounds is None:
+        return orjson.loads(body)
+    records, (start, end) = [], bounds
+    while start < end:
+        cut = _next_cut(body, start + PIECE_BYTES, end)
+        for _ in range(CUT_TRIES):
+            try:
+                records += orjson.loads(b"[" + body[start:cut] + b"]")
+                break
+            except orjson.JSONDecodeError:
+                if cut == end:  # the body is not a valid array: the whole says where
+                    return orjson.loads(body)
+                cut = _next_cut(body, cut + 1, end)
+        else:  # no cut between two objects found: the whole, as for a small body
+            return orjson.loads(body)
+        start = cut + 1  # past the comma
+    return records
+
+
+def _array_bounds(body):
+    """(just after its "[", its "]") when ``body`` looks like a JSON array, else None."""
+    start, end = 0, len(body) - 1
+    while start < end and body[start] in _WHITESPACE:
+        start += 1
+    while end > start and body[end] in _WHITESPACE:
+        end -= 1
+    if body[start] == _OPEN and body[end] == _CLOSE:
+        return start + 1, end
+    return None
+
+
+def _next_cut(body, start, end):
+    """Where a piece ending in an object closed at a "},{" after ``start`` ends, or ``end``."""
+    found = body.find(b"},{", start, end)
+    return end if found < 0 else found + 1
 
 
 def decode_ndjson(body):
