@@ -40,12 +40,17 @@ if not _server.METRICS_DIR:  # gunicorn's own directory goes when the master doe
 
 # An invalid retention rule stops the master before any worker starts, too.
 from collector.ops import logging as collector_logging  # noqa: E402  (after the metrics dir)
+from collector.ops import malloc  # noqa: E402
 from collector.retention import Retention  # noqa: E402
 
 try:
     Retention.from_config(_app_settings)
 except ConfigError as _invalid:
     sys.exit(f"collector: {_invalid}")
+
+# In the master, before it forks: the workers inherit it. With 10,000-record batches a
+# worker's peak RSS was 127-134 MiB instead of 149-151 (make bench), at the same records/s.
+malloc.limit_arenas()
 
 wsgi_app = "wsgi:app"
 
