@@ -49,7 +49,7 @@ except ConfigError as _invalid:
     sys.exit(f"collector: {_invalid}")
 
 # In the master, before it forks: the workers inherit it. With 10,000-record batches a
-# worker's peak RSS was 127-134 MiB instead of 149-151 (make bench), at the same records/s.
+# worker's peak RSS was 131 MiB instead of 149-151 (make bench), at the same records/s.
 malloc.limit_arenas()
 
 wsgi_app = "wsgi:app"

@@ -1,8 +1,8 @@
 """glibc's malloc arenas in the server's processes.
 
-glibc gives a thread that allocates while another holds the arena its own, up to eight per
-core, and memory freed in one arena is not reused for another's: a worker whose request
-threads lead batches in turn keeps each thread's peak. Two arenas are enough for threads that
+glibc gives threads malloc arenas of their own, up to eight per core, and memory freed in
+one arena is not reused for another's: a worker whose request threads lead batches in turn
+keeps each thread's peak. Two arenas are enough for threads that
 run one at a time under the GIL.
 """
 
