@@ -491,7 +491,7 @@ def test_read_key_flow_on_a_server_that_requires_keys(tmp_path, browser):
 
 def wait_mined(server):
     """Wait until the miner has reached every record and the sshd burst's pattern counts all
-    of its records (on PostgreSQL the page can be read between the two)."""
+    of its records."""
     deadline, body = time.monotonic() + WAIT, b""
     while time.monotonic() < deadline:
         status, body = request(server.port, "GET", "/logs/patterns?service=sshd&limit=1")

@@ -167,6 +167,9 @@ def find_patterns(store, params):
     where = record_filter(params, now)
     new_since = resolve_time(params["new_since"], now) if "new_since" in params else None
     span = _span(store, where, params["buckets"], now)
+    # The progress before the patterns: each read sees its own commit of the miner's, and a
+    # batch it commits in between must not count as mined while missing from the list.
+    mining = mining_state(store, now)
     found = store.patterns(where, new_since, span, params["limit"])
     return {
         "patterns": [{
@@ -186,7 +189,7 @@ def find_patterns(store, params):
             "interval_seconds": span.width / 1e6,
             "buckets": span.buckets,
         },
-        "mining": mining_state(store, now),
+        "mining": mining,
         "stats": {"took_ms": _ms_since(started), "returned": len(found)},
     }
 
