@@ -182,6 +182,7 @@ def test_a_batch_mined_between_the_answers_reads_is_not_counted_before_it_is_lis
     # every record is listed or still counted as pending: never 0 pending beside an empty list
     assert listed + answer["mining"]["pending_records"] >= len(VM)
 
+
 def test_no_miner_runs_in_the_test_client(app, client):
     ingest(client, VM)
     time.sleep(1.5)  # three times the miner's poll
